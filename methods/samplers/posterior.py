@@ -1,0 +1,40 @@
+"""The ancestral / posterior sampler for spectral Gaussian paths (methods.md §2.7, BDM §5.3)."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..paths.base import Path
+from ..paths.gaussian import SpectralGaussianPath
+from .base import Sampler, notify, predict, times, uniform_grid
+
+
+@dataclasses.dataclass(frozen=True)
+class Posterior(Sampler):
+    """z_b ~ q(z_b | z_a, x̂) per frequency for t_a → t_b on the uniform grid; N NFE.
+
+    Valid when the per-frequency SNR α_k/σ is non-decreasing in t (JiT, HDFM, BDM; for IHDM the
+    DC transition is degenerate and the DC is kept from the prior). The last step adds no noise.
+    """
+
+    name = "posterior"
+    summary = "ancestral posterior steps q(z_b|z_a, x^) per frequency (N NFE, stochastic)"
+    stochastic = True
+    needs = "x"
+
+    def path_refusal(self, path: Path):
+        if not isinstance(path, SpectralGaussianPath):
+            return "the posterior step needs a spectral Gaussian path"
+        return None
+
+    def expected_nfe(self, path):
+        return self.num_steps(path)
+
+    def _run(self, path, denoise, z, target, noise, callback):
+        grid = uniform_grid(self.num_steps(path))
+        last = len(grid) - 2
+        for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
+            xhat = predict(path, denoise, z, t, target, "x")
+            xi = noise(i) if i < last else None
+            z = path.posterior_step(z, xhat, times(z, t), times(z, t_next), xi)
+            notify(callback, step=i, t=t_next, z=z, xhat=xhat)
+        return z

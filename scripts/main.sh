@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The main job (the default suite): sets up .venv if needed, then runs `hdfm-bench main`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/hdfm-bench main "$@"
