@@ -78,7 +78,7 @@ class Path:
         """t ↦ the nearest level k = round(K (1 − t)) as an integer array."""
         require(self.levels is not None, f"path '{self.name}' is continuous: it has no levels")
         xp = aac.array_namespace(t)
-        return xp.astype(xp.round(self.levels * (1.0 - t)), xp.int64)
+        return xp.astype(xp.round(self.levels * (1.0 - t)), xp.int32)
 
     # ---- the contract ---------------------------------------------------------------------
     def sample_t(self, u: Array) -> Array:

@@ -65,7 +65,7 @@ class ColdAlg2(_Levels):
         T = self.num_steps(path)
         for step, k in enumerate(range(T, 0, -1)):
             xhat = predict(path, denoise, z, 1.0 - k / T, target, "x")
-            level = xp.astype(times(z, float(k)), xp.int64)
+            level = xp.astype(times(z, float(k)), xp.int32)
             z = z - path.degrade(xhat, level) + path.degrade(xhat, level - 1)
             notify(callback, step=step, t=1.0 - (k - 1) / T, z=z, xhat=xhat)
         return z

@@ -1,0 +1,40 @@
+"""Atomic file writes: a temporary file in the destination folder, then a rename.
+
+A crash or a kill never leaves a half-written result, and an existing file is only replaced
+once the new one is complete.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; rename it onto ``dest`` if the block succeeds."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=dest.suffix or ".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(dest: str | os.PathLike, text: str) -> Path:
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text)
+    return Path(dest)
+
+
+def write_with(dest: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
+    """Atomically write ``dest`` with ``writer(tmp_path)`` (e.g. ``fig.savefig``)."""
+    with atomic_path(dest) as tmp:
+        writer(tmp)
+    return Path(dest)
