@@ -21,6 +21,10 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes 0600 files: give the result the mode a plain open() would (or the old one).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, dest.stat().st_mode & 0o777 if dest.exists() else 0o666 & ~umask)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

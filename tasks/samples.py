@@ -29,8 +29,7 @@ def colour_image(name: str = "china.jpg", size: int = 64) -> np.ndarray:
     """A scikit-learn sample photo (china.jpg or flower.jpg); shape (1, 3, size, size) in [-1, 1]."""
     from sklearn.datasets import load_sample_image
 
-    try:
-        img = load_sample_image(name)
-    except AttributeError:
-        raise ValueError(f"unknown sample image '{name}'; known: china.jpg, flower.jpg") from None
+    if name not in ("china.jpg", "flower.jpg"):
+        raise ValueError(f"unknown sample image '{name}'; known: china.jpg, flower.jpg")
+    img = load_sample_image(name)
     return (_resize(img, size).astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]

@@ -36,9 +36,6 @@ class SpectralGaussianPath(Path):
     def sigma(self, t: Array) -> Array: raise NotImplementedError
     def dsigma(self, t: Array) -> Array: raise NotImplementedError
 
-    #: clamp on t used where conversions divide by σ(t) or α(t) (0: none needed)
-    t_eps: ClassVar[float] = 0.0
-
     @property
     def spectral(self) -> bool:  # type: ignore[override]
         return self.blurs
@@ -92,8 +89,10 @@ class SpectralGaussianPath(Path):
         if kind == "x":
             one = per_sample(xp.ones_like(t), like)
             return one, 0.0 * one
-        t_lo = xp.clip(t, self.t_eps, 1.0)
-        t_hi = xp.clip(t, 0.0, 1.0 - self.t_eps)
+        # Clamp on t where conversions divide by σ(t) or α(t) (JiT's t_eps; 0: none needed).
+        t_eps = getattr(self, "t_eps", 0.0)
+        t_lo = xp.clip(t, t_eps, 1.0)
+        t_hi = xp.clip(t, 0.0, 1.0 - t_eps)
         if kind == "eps":
             inv_sig = 1.0 / per_sample(self.sigma(t_hi), like)
             return -self.alpha(t_lo, like) * inv_sig, inv_sig * per_sample(xp.ones_like(t), like)

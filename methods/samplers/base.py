@@ -95,8 +95,13 @@ class Sampler:
 
     @classmethod
     def parameters(cls) -> list[dict]:
-        return [{"name": f.name, "default": f.default, "doc": f.metadata.get("doc", "")}
-                for f in dataclasses.fields(cls)]
+        out = []
+        for f in dataclasses.fields(cls):
+            default = f.default
+            if f.name == "steps":
+                default = cls.default_steps if cls.default_steps is not None else "path levels"
+            out.append({"name": f.name, "default": default, "doc": f.metadata.get("doc", "")})
+        return out
 
 
 def times(z: Array, t: float) -> Array:
