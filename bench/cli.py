@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from methods import PATHS, SAMPLERS, TARGETS, ConfigError, get_path, list_paths
@@ -90,12 +91,66 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_main(args: argparse.Namespace) -> int:
-    """The default suite. Today: the path gallery (later issues add training and evaluation)."""
-    from .gallery import make_gallery
+def _config_from_args(args: argparse.Namespace):
+    from .config import RunConfig
 
-    out = make_gallery(args.gallery)
-    print(f"[main] path gallery: wrote {out}")
+    overrides = list(args.set or [])
+    for f in RunConfig.fields():
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        if isinstance(f.default, bool) or f.type in (bool, "bool"):
+            overrides.append(f"{f.name}={'true' if value else 'false'}")
+        elif f.name.endswith("_params"):
+            overrides += [f"{f.name}.{kv}" for kv in value]
+        elif f.name == "ema_decays":
+            overrides.append(f"ema_decays=[{', '.join(str(v) for v in value)}]")
+        elif isinstance(value, str):
+            overrides.append(f"{f.name}={json.dumps(value)}")
+        else:
+            overrides.append(f"{f.name}={value}")
+    return RunConfig.load(args.config, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = _config_from_args(args)
+    res = train(cfg, progress=not args.no_progress)
+    rec = res.record
+    print(f"run {rec['run_id']}: {rec['status']}, final loss {rec.get('final_loss'):.5g}, "
+          f"{rec['budget']['parameters']:,} parameters, {rec['budget']['images_seen']:,} images seen, "
+          f"{rec['budget'].get('wall_time_s')} s -> {res.run_dir}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .sample import generate, write_samples
+
+    params = dict(kv.split("=", 1) for kv in (args.sampler_param or []))
+    params = {k: json.loads(v) if v.replace(".", "", 1).lstrip("-").isdigit() else v for k, v in params.items()}
+    out = generate(args.run, sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg_scale,
+                   cfg_interval=args.cfg_interval, ema=None if args.ema == "none" else float(args.ema),
+                   n=args.n, seed=args.seed, sampler_params=params)
+    stem = args.out or (Path(args.run) / "samples" / (
+        f"{out['protocol']['sampler']}-{out['protocol']['steps']}-cfg{args.cfg_scale:g}-ema{args.ema}-seed{args.seed}"))
+    files = write_samples(out, stem)
+    p = out["protocol"]
+    print(f"{p['n']} samples, sampler {p['sampler']} ({p['steps']} steps, {p['nfe']} NFE counted), "
+          f"CFG {p['cfg_scale']:g} on {p['cfg_interval']}, EMA {p['ema']}, checkpoint step "
+          f"{p['checkpoint_step']} -> {files['grid']}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The default suite (the README's main job)."""
+    from .suite import run_suite
+
+    summary = run_suite(quick=args.quick, results=args.results, out_dir=args.out_dir, methods=args.method)
+    for name, m in summary["methods"].items():
+        print(f"{name:<20} loss {m['final_loss']:.4f}  train {m['train_s']:>6.1f} s  sample "
+              f"{m['sample_s']:>5.1f} s  NFE {m['protocol']['nfe']:>4}  -> {m['grid']}")
+    print(f"suite wall time {summary['wall_time_s']:.0f} s")
     return 0
 
 
@@ -132,11 +187,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/perf.md", help="Markdown file to update (default: %(default)s)")
     p.set_defaults(func=cmd_perf)
 
-    p = sub.add_parser("main", help="the default suite (what the README's main command runs)",
-                       description="Run the default suite. Currently: the path gallery.")
-    p.add_argument("--gallery", default="results/paths.png", help="gallery output (default: %(default)s)")
-    p.set_defaults(func=cmd_main)
+    _add_train_parser(sub)
+
+    p = sub.add_parser("sample", help="sample from a trained run: sampler, steps, CFG, EMA -> PNG grid",
+                       description="Draw class-balanced samples from a run's checkpoint and write a PNG "
+                                   "grid, the uint8 samples (.pt) and the protocol (.json).")
+    p.add_argument("run", help="run directory (holds checkpoint.pt)")
+    p.add_argument("--sampler", default=None, help="sampler name (default: the path's own; see `list`)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's)")
+    p.add_argument("--sampler-param", action="append", metavar="KEY=VALUE", help="extra sampler parameter")
+    p.add_argument("--cfg-scale", type=float, default=1.0, help="classifier-free guidance scale (default: %(default)s)")
+    p.add_argument("--cfg-interval", type=float, nargs=2, default=(0.1, 1.0), metavar=("LOW", "HIGH"),
+                   help="guide only where LOW < t < HIGH (default: 0.1 1.0, JiT)")
+    p.add_argument("--ema", default="none", help="EMA decay to sample with, or 'none' for raw weights (default: %(default)s)")
+    p.add_argument("-n", type=int, default=100, help="number of samples (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    p.add_argument("--out", default=None, help="output stem (default: RUN/samples/<sampler>-<steps>-cfg-ema-seed)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("run", help="the default suite: train + sample 4 methods on MNIST (README's main job)",
+                       description="Train noise_fm (x-pred, v-loss), hdfm (x-pred), blurring_diffusion "
+                                   "(eps-pred) and ihdm with one ViT and one budget on MNIST, sample each "
+                                   "class-conditionally and write a grid per method. Re-running resumes.")
+    p.add_argument("--quick", action="store_true", help="a small budget for a first look (< 3 min)")
+    p.add_argument("--method", action="append", help="only this method (repeatable)")
+    p.add_argument("--results", default="results/suite", help="where grids go (default: %(default)s)")
+    p.add_argument("--out-dir", default="runs", help="where runs/checkpoints go (default: %(default)s)")
+    p.set_defaults(func=cmd_run)
     return parser
+
+
+def _add_train_parser(sub) -> None:
+    from .config import RunConfig
+
+    p = sub.add_parser("train", help="train one run from a TOML config with command-line overrides",
+                       description="Train (or resume) one run. Values come from the defaults below, then "
+                                   "the TOML file, then these options / --set KEY=VALUE. Running the same "
+                                   "command again resumes from the last checkpoint.")
+    p.add_argument("config", nargs="?", default=None, help="TOML run config (keys as the options below)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any key (a.b=v for params)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .config import DOCS
+
+    for f in RunConfig.fields():
+        flag = "--" + f.name.replace("_", "-")
+        doc = DOCS.get(f.name, "")
+        if f.name.endswith("_params"):
+            p.add_argument(flag, action="append", metavar="KEY=VALUE", default=None,
+                           help=f"{doc}; repeatable (default: none)")
+        elif f.name == "ema_decays":
+            p.add_argument(flag, type=float, nargs="+", default=None, help=f"{doc} (default: {list(f.default)})")
+        elif isinstance(f.default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                           help=f"{doc} (default: {f.default})")
+        else:
+            p.add_argument(flag, type=type(f.default), default=None, help=f"{doc} (default: {f.default!r})")
+    p.set_defaults(func=cmd_train)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,7 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError, PermissionError) as err:
+    except KeyboardInterrupt:
+        print("hdfm-bench: interrupted (checkpoints kept; run the same command again to resume)", file=sys.stderr)
+        return 130
+    except (ConfigError, ValueError, FileNotFoundError, PermissionError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"hdfm-bench: error: {first}", file=sys.stderr)
         return 2

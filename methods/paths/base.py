@@ -60,6 +60,7 @@ class Path:
     default_norm: ClassVar[str] = "l2"
     default_target: ClassVar[str] = "x"
     default_loss: ClassVar[str] = "x"
+    default_sampler: ClassVar[str] = "euler"
     #: True when blur acts per frequency (conversions happen in DCT space).
     spectral: ClassVar[bool] = True
 

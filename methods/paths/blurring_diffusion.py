@@ -23,6 +23,7 @@ class BlurringDiffusion(SpectralGaussianPath):
 
     name = "blurring_diffusion"
     summary = "BDM: VP diffusion in DCT space with sin^2 blur schedule and d_min floor"
+    default_sampler = "posterior"
     default_target = "eps"
     default_loss = "eps"
 

@@ -20,6 +20,7 @@ class HDFM(InterpolantPath):
 
     name = "hdfm"
     summary = "HDFM exact: per-frequency gain t^(1+a*Lambda), exact velocity"
+    default_sampler = "heun"
     default_target = "x"
     default_loss = "v"
 

@@ -22,6 +22,7 @@ class HDFMCode(HDFM):
 
     name = "hdfm_code"
     summary = "HDFM released-code variant: target Laplacian coefficient c (default 1)"
+    default_sampler = "hdfm_adaptive"
 
     target_laplacian: float = field(1.0, "c in the code's target v = b - c*Δu (code: 1.0; exact: a)")
 

@@ -16,6 +16,7 @@ class NoiseFM(InterpolantPath):
 
     name = "noise_fm"
     summary = "JiT rectified flow: z = t x + (1-t) s eps"
+    default_sampler = "heun"
     blurs = False
     default_target = "x"
     default_loss = "v"

@@ -1,0 +1,214 @@
+"""The data-task contract shared by every task, the registry helpers and the error type.
+
+A task is a named data set with validated parameters. ``task.load(split)`` returns
+``(x, y)``: x a float32 tensor shaped (N, *task.shape) in [-1, 1] and y a long tensor (N,)
+of class labels (all zeros when ``task.num_classes == 0``, i.e. unconditional data).
+``task.protocol`` says how the evaluation should compare samples with the data (which
+feature extractor, which reference split, at which resolution).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import torch
+
+
+class TaskError(ValueError):
+    """Any data error: a bad name or parameter, a missing/corrupt file, a failed download.
+
+    The message is always a single line (newlines are folded into spaces) naming the
+    problem and, where there is one, the file.
+    """
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(" ".join(str(msg).split()))
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as a short single line: ``Type: message``."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def default_data_root() -> Path:
+    """Where downloaded/cached data live: ``$HDFM_BENCH_DATA``, else ``~/.cache/hdfm-bench``."""
+    env = os.environ.get("HDFM_BENCH_DATA")
+    return Path(env).expanduser() if env else Path("~/.cache/hdfm-bench").expanduser()
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ValueError
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    raise ValueError
+
+
+def _to_path(value: Any) -> str:
+    if isinstance(value, (str, os.PathLike)):
+        return str(Path(value).expanduser())
+    raise ValueError
+
+
+_CONVERT: dict[type, Callable[[Any], Any]] = {bool: _to_bool, int: _to_int, str: str, Path: _to_path}
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One task parameter: its type (int, bool, str or Path), default and documentation.
+
+    ``required`` parameters have no default; ``choices`` restricts the allowed values;
+    ``minimum`` bounds ints from below. A Path-typed parameter may default to None.
+    """
+
+    kind: type
+    default: Any = None
+    doc: str = ""
+    required: bool = False
+    choices: tuple[Any, ...] | None = None
+    minimum: int | None = None
+
+
+class Task:
+    """Base class of the registered tasks.
+
+    Subclasses set the class attributes ``name``, ``summary`` and ``params`` and implement
+    :meth:`_load` (returning uint8 or float data) plus the ``shape`` / ``num_classes`` /
+    ``splits`` / ``protocol`` properties when these depend on the parameters.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    params: ClassVar[dict[str, Param]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        resolved: dict[str, Any] = {}
+        for key in params:
+            if key not in self.params:
+                known = ", ".join(self.params) or "none"
+                raise TaskError(f"task '{self.name}' has no parameter '{key}'; parameters: {known}")
+        for key, spec in self.params.items():
+            if key not in params or params[key] is None:
+                if spec.required:
+                    raise TaskError(f"task '{self.name}' needs the parameter '{key}' ({spec.doc})")
+                resolved[key] = spec.default
+                continue
+            value = params[key]
+            try:
+                value = _CONVERT[spec.kind](value)
+            except (TypeError, ValueError):
+                raise TaskError(f"task '{self.name}': parameter '{key}' must be {spec.kind.__name__}, "
+                                f"got {value!r}") from None
+            if spec.choices is not None and value not in spec.choices:
+                raise TaskError(f"task '{self.name}': unknown {key} '{value}'; known: "
+                                f"{', '.join(map(str, spec.choices))}")
+            if spec.minimum is not None and value < spec.minimum:
+                raise TaskError(f"task '{self.name}': parameter '{key}' must be >= {spec.minimum}, got {value}")
+            resolved[key] = value
+        self.config: dict[str, Any] = resolved
+        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._setup()
+
+    # ---- to override -----------------------------------------------------------------------
+    def _setup(self) -> None:
+        """Check the resolved parameters / paths at construction (cheap; no data loading)."""
+
+    def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x in [-1, 1] float32, y long) for one valid split."""
+        raise NotImplementedError
+
+    shape: tuple[int, ...] = ()
+    num_classes: int = 0
+    splits: tuple[str, ...] = ("train", "test")
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ---- the contract ----------------------------------------------------------------------
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+    def load(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole split in memory: x float32 (N, *shape) in [-1, 1], y long (N,).
+
+        The result is cached on the task; callers must not modify it in place.
+        """
+        if split not in self.splits:
+            raise TaskError(f"task '{self.name}' has no split '{split}'; splits: {', '.join(self.splits)}")
+        if split not in self._cache:
+            x, y = self._load(split)
+            self._cache[split] = (x, y)
+        return self._cache[split]
+
+    def to_uint8(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] (N, C, H, W) -> uint8 0..255 (the inverse of the [-1, 1] mapping)."""
+        if not self.is_image:
+            raise TaskError(f"task '{self.name}' holds vectors of shape {self.shape}, not images")
+        x = torch.as_tensor(x)
+        return ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+    def augment(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Training-time augmentation of a batch; the identity unless a task says otherwise."""
+        return x
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved parameters plus shape/classes/splits/protocol (JSON-serialisable)."""
+        return {
+            "task": self.name,
+            "params": dict(self.config),
+            "shape": list(self.shape),
+            "num_classes": int(self.num_classes),
+            "splits": list(self.splits),
+            "protocol": dict(self.protocol),
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args})"
+
+
+def u8_to_unit(u8: Any) -> torch.Tensor:
+    """uint8 array/tensor 0..255 -> float32 tensor in [-1, 1] (u / 127.5 - 1)."""
+    return torch.as_tensor(u8).to(torch.float32).div_(127.5).sub_(1.0)
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    """Class decorator adding a task to :data:`TASKS` under ``cls.name``."""
+    if not cls.name or cls.name in TASKS:
+        raise TaskError(f"cannot register task '{cls.name}': missing or duplicate name")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def list_tasks() -> list[str]:
+    """Names of the registered tasks."""
+    return list(TASKS)
+
+
+def get_task(name: str, **params: Any) -> Task:
+    """The task registered as ``name`` with validated parameters."""
+    if name not in TASKS:
+        raise TaskError(f"unknown task '{name}'; known: {', '.join(TASKS)}")
+    return TASKS[name](**params)
