@@ -106,9 +106,10 @@ def write_grid(samples: torch.Tensor, dest: str | Path, nrow: int = 10) -> Path:
 def write_samples(result: dict, dest_stem: str | Path) -> dict[str, Path]:
     """``<stem>.png`` (grid), ``<stem>.pt`` (uint8 samples + labels), ``<stem>.json`` (protocol)."""
     stem = Path(dest_stem)
+    named = {ext: stem.parent / f"{stem.name}.{ext}" for ext in ("pt", "png", "json")}  # stems may hold dots
     u8 = ((result["samples"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    with atomic_path(stem.with_suffix(".pt")) as tmp:
+    with atomic_path(named["pt"]) as tmp:
         torch.save({"samples": u8, "labels": result["labels"]}, tmp)
-    grid = write_grid(result["samples"], stem.with_suffix(".png"))
-    meta = write_text(stem.with_suffix(".json"), json.dumps(result["protocol"], indent=2))
-    return {"grid": grid, "samples": stem.with_suffix(".pt"), "protocol": meta}
+    grid = write_grid(result["samples"], named["png"])
+    meta = write_text(named["json"], json.dumps(result["protocol"], indent=2))
+    return {"grid": grid, "samples": named["pt"], "protocol": meta}

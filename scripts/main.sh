@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job (the default suite): sets up .venv if needed, then runs `hdfm-bench main`.
+# The main job (the default suite): sets up .venv if needed, then runs `hdfm-bench run` (the default suite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/hdfm-bench main "$@"
+exec .venv/bin/hdfm-bench run "$@"

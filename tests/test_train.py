@@ -161,12 +161,14 @@ def test_cfg_arithmetic_interval_and_nfe():
 
 
 def test_sample_writes_grid_and_protocol(tmp_path):
+    """Also: output stems may contain dots (cfg1.5)."""
     cfg = cfg_for(tmp_path, "hdfm", steps=3)
     res = train(cfg, progress=False)
     out = generate(res.run_dir, sampler="heun", steps=3, cfg_scale=2.0, ema=0.99, n=20, seed=1)
     assert out["samples"].shape == (20, 1, 8, 8) and out["samples"].abs().max() <= 1
     assert out["protocol"]["nfe"] == 2 * 5 and out["protocol"]["checkpoint_step"] == 3
-    files = write_samples(out, tmp_path / "s" / "grid")
+    files = write_samples(out, tmp_path / "s" / "grid-cfg1.5")
+    assert files["grid"].name == "grid-cfg1.5.png" and files["samples"].name == "grid-cfg1.5.pt"
     assert files["grid"].read_bytes()[:4] == b"\x89PNG"
     assert json.loads(files["protocol"].read_text())["cfg_scale"] == 2.0
     # The same seed gives the same samples.

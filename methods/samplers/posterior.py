@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..paths.base import Path
+import array_api_compat as aac
+
+from ..paths.base import ConfigError, Path
 from ..paths.gaussian import SpectralGaussianPath
 from .base import Sampler, notify, predict, times, uniform_grid
 
@@ -14,12 +16,20 @@ class Posterior(Sampler):
 
     Valid when the per-frequency SNR α_k/σ is non-decreasing in t (JiT, HDFM, BDM; for IHDM the
     DC transition is degenerate and the DC is kept from the prior). The last step adds no noise.
+    ``clip_x`` clips x̂ to [−1, 1] before each step, as DDPM/BDM ancestral samplers do: an
+    ε-prediction turned into x̂ at low SNR is otherwise amplified by up to 1/α (methods.md §2.4).
     """
 
     name = "posterior"
     summary = "ancestral posterior steps q(z_b|z_a, x^) per frequency (N NFE, stochastic)"
     stochastic = True
     needs = "x"
+    clip_x: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.clip_x, bool):
+            raise ConfigError(f"sampler 'posterior': clip_x must be true or false, got {self.clip_x!r}")
 
     def path_refusal(self, path: Path):
         if not isinstance(path, SpectralGaussianPath):
@@ -34,6 +44,8 @@ class Posterior(Sampler):
         last = len(grid) - 2
         for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
             xhat = predict(path, denoise, z, t, target, "x")
+            if self.clip_x:
+                xhat = aac.array_namespace(xhat).clip(xhat, -1.0, 1.0)
             xi = noise(i) if i < last else None
             z = path.posterior_step(z, xhat, times(z, t), times(z, t_next), xi)
             notify(callback, step=i, t=t_next, z=z, xhat=xhat)
