@@ -131,7 +131,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     params = {k: json.loads(v) if v.replace(".", "", 1).lstrip("-").isdigit() else v for k, v in params.items()}
     out = generate(args.run, sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg_scale,
                    cfg_interval=args.cfg_interval, ema=None if args.ema == "none" else float(args.ema),
-                   n=args.n, seed=args.seed, sampler_params=params)
+                   n=args.n, seed=args.seed, sampler_params=params, progress=True)
     stem = args.out or (Path(args.run) / "samples" / (
         f"{out['protocol']['sampler']}-{out['protocol']['steps']}-cfg{args.cfg_scale:g}-ema{args.ema}-seed{args.seed}"))
     files = write_samples(out, stem)
@@ -150,7 +150,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name, m in summary["methods"].items():
         print(f"{name:<20} loss {m['final_loss']:.4f}  train {m['train_s']:>6.1f} s  sample "
               f"{m['sample_s']:>5.1f} s  NFE {m['protocol']['nfe']:>4}  -> {m['grid']}")
-    print(f"suite wall time {summary['wall_time_s']:.0f} s")
+    print(f"suite: training {summary['train_total_s']:.0f} s in all (recorded per run); this invocation "
+          f"{summary['invocation_wall_s']:.0f} s; peak memory {summary['peak_rss_mb']:.0f} MB")
     return 0
 
 

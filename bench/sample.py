@@ -57,7 +57,7 @@ def class_labels(n: int, num_classes: int) -> torch.Tensor:
 
 def generate(run_dir: str | Path, *, sampler: str | None = None, steps: int | None = None,
              cfg_scale: float = 1.0, cfg_interval: Sequence[float] = (0.1, 1.0), ema: float | None = None,
-             n: int = 100, seed: int = 0, sampler_params: dict | None = None) -> dict:
+             n: int = 100, seed: int = 0, sampler_params: dict | None = None, progress: bool = False) -> dict:
     """Draw n samples from a run. Returns {"samples": (n, ...) float in [-1, 1], "labels", "protocol"}."""
     from tasks import get_task
 
@@ -84,7 +84,12 @@ def generate(run_dir: str | Path, *, sampler: str | None = None, steps: int | No
         x_train, _ = task.load("train")
         data = x_train[torch.randint(len(x_train), (n,), generator=g)]
     z0 = path.prior(eps, data)
-    res = smp.sample(path, guided, z0, target, noise=lambda i: torch.randn(shape, generator=g))
+    from tqdm.auto import tqdm
+
+    with tqdm(total=smp.num_steps(path), desc=f"sampling {name}", unit="step", disable=not progress,
+              leave=False) as bar:
+        res = smp.sample(path, guided, z0, target, noise=lambda i: torch.randn(shape, generator=g),
+                         callback=lambda **_: bar.update(1))
     samples = res.samples.clamp(-1, 1)
     protocol = {"run_id": cfg.run_id(), "checkpoint_step": int(state["step"]), "sampler": name,
                 "sampler_params": {k: v for k, v in params.items()}, "steps": smp.num_steps(path),

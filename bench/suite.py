@@ -76,7 +76,8 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
             res = train(cfg, progress=False, on_step=lambda s, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}")))
             done_steps += cfg.steps
             bar.update(done_steps - bar.n)  # steps a resumed run did not redo
-            t_train = time.perf_counter() - t0
+            # The run's own recorded training time (also right when this call only resumed/skipped it).
+            t_train = res.record["budget"].get("wall_time_s") or (time.perf_counter() - t0)
             smp = SAMPLING[name]
             t1 = time.perf_counter()
             out = generate(res.run_dir, sampler=smp["sampler"], steps=smp["steps"], cfg_scale=smp["cfg_scale"],
@@ -91,7 +92,8 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
                                         "protocol": out["protocol"]}
             tqdm.write(f"[suite] {name}: trained in {t_train:.0f} s, sampled {n_samples} "
                        f"({out['protocol']['nfe']} NFE) in {t_sample:.0f} s -> {files['grid']}")
-    summary["wall_time_s"] = round(time.perf_counter() - t_start, 1)
+    summary["invocation_wall_s"] = round(time.perf_counter() - t_start, 1)  # resumed runs: sampling only
+    summary["train_total_s"] = round(sum(m["train_s"] for m in summary["methods"].values()), 1)
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     summary["overview"] = str(overview(summary, results / "overview.png"))
     write_text(results / "summary.json", json.dumps(summary, indent=2, default=str))

@@ -183,7 +183,7 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
                 raise Interrupted(f"stopped before step {step}")
             t0 = time.perf_counter()
             idx = _batch_indices(cfg, len(x_train), step)
-            x = x_train[idx].to(device)
+            x = task.augment(x_train[idx], generator=gen).to(device)  # e.g. imagefolder's hflip
             eps = torch.randn(x.shape, generator=gen).to(device)
             t = path.sample_t(torch.rand(x.shape[0], generator=gen, dtype=x.dtype)).to(device)
             drop = torch.rand(x.shape[0], generator=gen) < cfg.label_dropout

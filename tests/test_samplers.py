@@ -99,8 +99,7 @@ def test_gaussian_data_oracle_reproduces_the_distribution(pname, sname):
     m = np.linspace(-0.6, 0.6, d)[None]
     rng = np.random.default_rng(3)
     z0 = path.prior(rng.standard_normal((n, d)))
-    extra = {"clip_x": False} if sname == "posterior" else {}  # Gaussian data leave [-1, 1]
-    res = get_sampler(sname, steps=steps, **extra).sample(path, _gaussian_oracle(path, m, s), z0, "x",
+    res = get_sampler(sname, steps=steps).sample(path, _gaussian_oracle(path, m, s), z0, "x",
                                               noise=lambda i: rng.standard_normal((n, d)))
     out = res.samples
     np.testing.assert_allclose(out.mean(0), m[0], atol=5 * s / np.sqrt(n))
@@ -158,3 +157,17 @@ def test_sampler_refusals_and_bad_parameters():
         get_sampler("euler").check(make_path("ihdm"), "prev_mean")
     with pytest.raises(ConfigError, match="split velocity"):
         get_sampler("hdfm_adaptive").check(get_path("blurring_diffusion"), "eps")
+
+
+def test_posterior_clip_option_clips_the_denoised_estimate():
+    path = get_path("noise_fm")
+    seen = []
+    big = lambda z, t: np.full_like(z, 5.0)  # noqa: E731 - an x̂ far outside [-1, 1]
+    z0 = np.zeros((2, 4))
+    for clip in (False, True):
+        out = get_sampler("posterior", steps=4, clip_x=clip).sample(
+            path, big, z0, "x", noise=lambda i: np.zeros((2, 4)), callback=lambda **s: seen.append(s["xhat"].max()))
+        assert np.allclose(out.samples, 1.0 if clip else 5.0)
+    assert max(seen[:4]) == 5.0 and max(seen[4:]) == 1.0
+    with pytest.raises(ConfigError, match="clip_x"):
+        get_sampler("posterior", clip_x="yes")
