@@ -142,13 +142,66 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run
+    from .store import ResultStore
+
+    rows, _ = evaluate_run(args.run, method=args.method, sampler=args.sampler, steps=args.steps,
+                           cfg_scale=args.cfg_scale, cfg_interval=args.cfg_interval,
+                           ema=None if args.ema == "none" else float(args.ema), n=args.n, seed=args.seed,
+                           extractor=args.extractor, reference_split=args.reference_split, progress=True)
+    ResultStore(args.store).append(rows)
+    p = rows[0]["protocol"]
+    shown = {r["metric"]: r["value"] for r in rows if r["metric"] in ("fid", "kid", "precision", "recall",
+                                                                     "class_accuracy", "r_hf", "lsd")}
+    print(", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+    print(f"protocol: {p['extractor']} ({p['extractor_hash']}), n {p['n_gen']} vs {p['n_ref']} "
+          f"{p['reference_split']}, {p['sampler']} {p['steps']} steps / {p['nfe']} NFE, CFG {p['cfg_scale']:g}, "
+          f"EMA {p['ema']}, seed {p['seed']} -> {len(rows)} rows in {args.store}")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from . import report
+    from .io import write_text
+    from .store import ResultStore
+
+    df = ResultStore(args.store).read()
+    metrics = args.metric or [m for m in ("fid", "kid", "precision", "recall", "class_accuracy", "r_hf", "lsd")
+                              if m in set(df.get("metric", []))]
+    text, warnings = report.make_table(df, fmt=args.format, columns=metrics, allow_mixed=args.allow_mixed)
+    print(text)
+    for w in warnings:
+        print(f"note: {w}", file=sys.stderr)
+    if args.out:
+        write_text(args.out, text)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from . import report
+    from .store import ResultStore
+
+    df = ResultStore(args.store).read()
+    out = Path(args.out_dir)
+    kinds = args.kind or ["fid_vs_nfe", "band_ratios", "trajectory"]
+    fns = {"fid_vs_nfe": report.plot_metric_vs_nfe, "band_ratios": report.plot_band_ratios,
+           "trajectory": report.plot_trajectory}
+    for kind in kinds:
+        if kind not in fns:
+            raise ValueError(f"unknown plot '{kind}'; known: {', '.join(fns)}")
+    for kind in kinds:
+        print(f"wrote {fns[kind](df, out / f'{kind}.png')}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The default suite (the README's main job)."""
     from .suite import run_suite
 
     summary = run_suite(quick=args.quick, results=args.results, out_dir=args.out_dir, methods=args.method)
     for name, m in summary["methods"].items():
-        print(f"{name:<20} loss {m['final_loss']:.4f}  train {m['train_s']:>6.1f} s  sample "
+        print(f"{name:<20} loss {m['final_loss']:.4f}  train {m['train_s']:>6.1f} s  sample+evaluate "
               f"{m['sample_s']:>5.1f} s  NFE {m['protocol']['nfe']:>4}  -> {m['grid']}")
     print(f"suite: training {summary['train_total_s']:.0f} s in all (recorded per run); this invocation "
           f"{summary['invocation_wall_s']:.0f} s; peak memory {summary['peak_rss_mb']:.0f} MB")
@@ -205,6 +258,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--out", default=None, help="output stem (default: RUN/samples/<sampler>-<steps>-cfg-ema-seed)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="sample a run and store FID/KID/PR + spectral ratios, protocol-stamped",
+                       description="Sample n images from a run, measure FID, KID, precision/recall (and "
+                                   "class accuracy) through torch-fidelity and the spectral ratios, and "
+                                   "append protocol-stamped rows to the results store.")
+    p.add_argument("run", help="run directory (holds checkpoint.pt)")
+    p.add_argument("--method", default=None, help="row label (default: the path name)")
+    p.add_argument("--sampler", default=None, help="sampler (default: the path's own)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's)")
+    p.add_argument("--cfg-scale", type=float, default=1.0, help="CFG scale (default: %(default)s)")
+    p.add_argument("--cfg-interval", type=float, nargs=2, default=(0.1, 1.0), metavar=("LOW", "HIGH"),
+                   help="guidance interval (default: 0.1 1.0)")
+    p.add_argument("--ema", default="none", help="EMA decay or 'none' (default: %(default)s)")
+    p.add_argument("-n", type=int, default=500, help="generated images (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    p.add_argument("--extractor", default=None, help="feature extractor (default: the task's protocol)")
+    p.add_argument("--reference-split", default=None, help="reference split (default: the task's protocol)")
+    p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("table", help="paper-style table from the results store (markdown, latex, csv)",
+                       description="Mean ± std over seeds per method and metric, best in bold; refuses "
+                                   "columns mixing measurement protocols (naming the field); flags budgets "
+                                   "that differ (†).")
+    p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
+    p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"], help="(default: %(default)s)")
+    p.add_argument("--metric", action="append", help="column (repeatable; default: fid kid precision recall "
+                                                      "class_accuracy r_hf lsd, those present)")
+    p.add_argument("--allow-mixed", action="store_true", help="tabulate columns whose protocols differ anyway")
+    p.add_argument("--out", default=None, help="also write the table to this file")
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("plot", help="seaborn figures from the results store",
+                       description="FID versus counted NFE, per-band spectral ratios, the spectral ratio "
+                                   "along sampling.")
+    p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
+    p.add_argument("--out-dir", default="results/plots", help="(default: %(default)s)")
+    p.add_argument("--kind", action="append", help="fid_vs_nfe | band_ratios | trajectory (default: all)")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("run", help="the default suite: train + sample 4 methods on MNIST (README's main job)",
                        description="Train noise_fm (x-pred, v-loss), hdfm (x-pred), blurring_diffusion "

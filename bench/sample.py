@@ -57,7 +57,8 @@ def class_labels(n: int, num_classes: int) -> torch.Tensor:
 
 def generate(run_dir: str | Path, *, sampler: str | None = None, steps: int | None = None,
              cfg_scale: float = 1.0, cfg_interval: Sequence[float] = (0.1, 1.0), ema: float | None = None,
-             n: int = 100, seed: int = 0, sampler_params: dict | None = None, progress: bool = False) -> dict:
+             n: int = 100, seed: int = 0, sampler_params: dict | None = None, progress: bool = False,
+             callback=None) -> dict:
     """Draw n samples from a run. Returns {"samples": (n, ...) float in [-1, 1], "labels", "protocol"}."""
     from tasks import get_task
 
@@ -88,15 +89,20 @@ def generate(run_dir: str | Path, *, sampler: str | None = None, steps: int | No
 
     with tqdm(total=smp.num_steps(path), desc=f"sampling {name}", unit="step", disable=not progress,
               leave=False) as bar:
+        def on_step(**state):
+            bar.update(1)
+            if callback is not None:
+                callback(**state)
+
         res = smp.sample(path, guided, z0, target, noise=lambda i: torch.randn(shape, generator=g),
-                         callback=lambda **_: bar.update(1))
+                         callback=on_step)
     samples = res.samples.clamp(-1, 1)
     protocol = {"run_id": cfg.run_id(), "checkpoint_step": int(state["step"]), "sampler": name,
                 "sampler_params": {k: v for k, v in params.items()}, "steps": smp.num_steps(path),
                 "nfe": res.nfe, "nfe_per_sample_branch": res.calls, "cfg_scale": cfg_scale,
                 "cfg_interval": list(cfg_interval), "ema": ema, "seed": seed, "n": n,
                 "target": target}
-    return {"samples": samples, "labels": labels, "protocol": protocol}
+    return {"samples": samples, "labels": labels, "protocol": protocol, "z0": z0}
 
 
 def write_grid(samples: torch.Tensor, dest: str | Path, nrow: int = 10) -> Path:

@@ -1,8 +1,11 @@
 """The default suite (``hdfm-bench run``): four corruption paths, one backbone, one budget, MNIST.
 
 Every method is trained with the same ViT, batch, number of steps, optimiser, EMA and data order,
-then sampled class-conditionally (10 per class) with its own published sampler; a grid per
-method is written under results/suite/. ``--quick`` runs the same pipeline with a small budget.
+then sampled class-conditionally (500 images, 50 per class) with its own published sampler and
+evaluated (FID/KID/PR and class accuracy with the domain-mnist extractor against the 10k test
+split, our spectral ratios, the spectral ratio along sampling). Writes under results/suite/: a grid
+per method, the protocol-stamped rows (results.jsonl), the table (md/tex/csv) and the plots.
+``--quick`` runs the same pipeline with a small budget.
 """
 from __future__ import annotations
 
@@ -57,10 +60,15 @@ def configs(quick: bool = False, out_dir: str = "runs", methods: list[str] | Non
             for m in chosen}
 
 
+TABLE_COLUMNS = ["fid", "kid", "precision", "recall", "class_accuracy", "r_hf", "lsd"]
+
+
 def run_suite(quick: bool = False, results: str | Path = "results/suite", out_dir: str = "runs",
-              methods: list[str] | None = None, n_samples: int = 100) -> dict:
-    """Train (or resume) and sample every method; write grids and a summary JSON."""
-    from .sample import generate, write_samples
+              methods: list[str] | None = None, n_samples: int = 100, n_eval: int = 500) -> dict:
+    """Train (or resume), sample and evaluate every method; write grids, the table and the plots."""
+    from .evaluate import evaluate_run
+    from .sample import write_samples
+    from .store import ResultStore
     from .train import train
 
     cfgs = configs(quick, out_dir, methods)
@@ -68,7 +76,7 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
     total = sum(c.steps for c in cfgs.values())
     summary = {"quick": quick, "budget": {**BUDGET, **(QUICK if quick else FULL)}, "methods": {}}
     t_start = time.perf_counter()
-    done_steps = 0
+    done_steps, eval_rows, histories = 0, [], {}
     with tqdm(total=total, desc="suite: training", unit="step", dynamic_ncols=True) as bar:
         for name, cfg in cfgs.items():
             bar.set_description(f"suite: training {name}")
@@ -80,24 +88,63 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
             t_train = res.record["budget"].get("wall_time_s") or (time.perf_counter() - t0)
             smp = SAMPLING[name]
             t1 = time.perf_counter()
-            out = generate(res.run_dir, sampler=smp["sampler"], steps=smp["steps"], cfg_scale=smp["cfg_scale"],
-                           ema=max(cfg.ema_decays), n=n_samples, seed=0)
-            files = write_samples(out, results / name)
+            rows, out = evaluate_run(res.run_dir, method=name, sampler=smp["sampler"], steps=smp["steps"],
+                                     cfg_scale=smp["cfg_scale"], ema=max(cfg.ema_decays),
+                                     n=max(n_eval, n_samples), seed=0, reference_split="test")
+            eval_rows += rows
+            files = write_samples({**out, "samples": out["samples"][:n_samples],
+                                   "labels": None if out["labels"] is None else out["labels"][:n_samples]},
+                                  results / name)
             t_sample = time.perf_counter() - t1
+            histories[name] = res.record.get("history") or []
             summary["methods"][name] = {"run_dir": str(res.run_dir), "grid": str(files["grid"]),
                                         "objective": res.record.get("objective"),
                                         "final_loss": res.record.get("final_loss"),
                                         "parameters": res.record["budget"]["parameters"],
                                         "train_s": round(t_train, 1), "sample_s": round(t_sample, 1),
                                         "protocol": out["protocol"]}
-            tqdm.write(f"[suite] {name}: trained in {t_train:.0f} s, sampled {n_samples} "
-                       f"({out['protocol']['nfe']} NFE) in {t_sample:.0f} s -> {files['grid']}")
+            tqdm.write(f"[suite] {name}: trained in {t_train:.0f} s; sampled {len(out['samples'])} "
+                       f"({out['protocol']['nfe']} NFE) and evaluated in {t_sample:.0f} s -> {files['grid']}")
+    store = ResultStore(results / "results.jsonl")
+    store.append(eval_rows)
+    summary["tables"] = write_reports(store, results, [r["run_id"] for r in eval_rows], histories)
     summary["invocation_wall_s"] = round(time.perf_counter() - t_start, 1)  # resumed runs: sampling only
     summary["train_total_s"] = round(sum(m["train_s"] for m in summary["methods"].values()), 1)
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     summary["overview"] = str(overview(summary, results / "overview.png"))
     write_text(results / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def write_reports(store, results: Path, run_ids: list[str], histories: dict) -> dict:
+    """The suite's table (Markdown, LaTeX, CSV) and plots from this invocation's rows."""
+    from . import report
+
+    df = store.read()
+    df = df[df["run_id"].isin(set(run_ids))]
+    latest = df.groupby(["run_id", "metric"])["created"].transform("max") == df["created"]
+    df = df[latest]
+    out = {}
+    cols = [c for c in TABLE_COLUMNS if c in set(df["metric"])]
+    for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+        text, warnings = report.make_table(df, fmt=fmt, columns=cols)
+        if fmt == "markdown":
+            proto = json.loads(df[df["metric"] == "fid"]["protocol_json"].iloc[0])
+            caption = (f"Default suite, {proto['task']}: FID/KID/precision/recall with extractor "
+                       f"{proto['extractor']} ({proto['extractor_hash']}), {proto['n_gen']} generated vs "
+                       f"{proto['n_ref']} {proto['reference_split']} images; class_accuracy = domain "
+                       f"classifier on class-conditional samples; r_hf and lsd = our spectral ratio "
+                       f"(methods.md §9; 1 and 0 are ideal). Samplers/NFE/CFG/EMA per method in summary.json.")
+            text = f"{caption}\n\n{text}\n" + "".join(f"\n> {w}" for w in warnings)
+            tqdm.write(text)
+        out[fmt] = str(write_text(results / f"table.{ext}", text))
+    plots = {"band_ratios": report.plot_band_ratios, "trajectory": report.plot_trajectory,
+             "fid_vs_nfe": report.plot_metric_vs_nfe}
+    for key, fn in plots.items():
+        out[key] = str(fn(df, results / f"{key}.png"))
+    if histories:
+        out["losses"] = str(report.plot_losses(histories, results / "losses.png"))
+    return out
 
 
 def overview(summary: dict, dest: Path) -> Path:

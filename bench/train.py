@@ -223,7 +223,8 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
     model.eval()
     rec = _record(run_dir, cfg, status="done", budget={**budget, "wall_time_s": round(wall, 2)},
                   final_loss=history[-1][1] if history else None,
-                  loss_first_last=[history[0][1], history[-1][1]] if history else None)
+                  loss_first_last=[history[0][1], history[-1][1]] if history else None,
+                  history=history)
     return TrainResult(run_dir, model, {d: e.model for d, e in emas.items()}, rec)
 
 

@@ -14,7 +14,7 @@ from bench.fft_dct import dct2_fft, dct_fft, heat_blur_fft, idct2_fft, idct_fft
 from bench.io import atomic_path, write_text
 from methods import spectral
 
-COMMANDS = ["list", "gallery", "perf", "train", "sample", "run"]
+COMMANDS = ["list", "gallery", "perf", "train", "sample", "evaluate", "table", "plot", "run"]
 
 
 def run_cli(*args):

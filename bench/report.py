@@ -1,0 +1,211 @@
+"""Reports from the results store: paper-style tables (tabulate) and figures (seaborn).
+
+The table never recomputes a metric: it reads long-format rows, groups them by (row, column),
+aggregates over seeds (mean ± std and the best seed) and refuses to put numbers measured under
+different protocols in one column, naming the field that differs.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+#: protocol fields that must agree inside one table column (what makes two numbers comparable)
+MUST_MATCH = ("task", "extractor", "extractor_hash", "n_gen", "n_ref", "reference_split",
+              "reference_hash", "resolution")
+#: higher is better for these metrics; everything else lower is better (r_hf: closest to 1)
+HIGHER_IS_BETTER = {"precision", "recall", "accuracy", "class_accuracy"}
+CLOSEST_TO_ONE = {"r_hf"}
+
+
+class TableError(ValueError):
+    """Rows that cannot share a column, or a bad table request."""
+
+
+def _badness(metric: str, value: float) -> float:
+    base = metric.split("@")[0]
+    if base in HIGHER_IS_BETTER:
+        return -value
+    if base in CLOSEST_TO_ONE:
+        return abs(math.log(value)) if value > 0 else math.inf
+    return value
+
+
+def _protocol(df: pd.DataFrame) -> pd.DataFrame:
+    return df["protocol_json"].map(json.loads).apply(pd.Series) if len(df) else pd.DataFrame()
+
+
+def check_protocols(df: pd.DataFrame, column: str = "metric", allow_mixed: bool = False) -> list[str]:
+    """Refuse columns mixing protocols; return warnings (budget differences, overridden refusals)."""
+    warnings: list[str] = []
+    proto = _protocol(df)
+    for col_value, idx in df.groupby(column).groups.items():
+        sub = proto.loc[idx]
+        for field in MUST_MATCH:
+            if field not in sub:
+                continue
+            values = sub[field].map(lambda v: json.dumps(v, sort_keys=True, default=str)).unique()
+            if len(values) > 1:
+                msg = (f"column '{col_value}' mixes protocols: field '{field}' differs "
+                       f"({', '.join(sorted(values)[:3])}); pass allow_mixed to override")
+                if not allow_mixed:
+                    raise TableError(msg)
+                warnings.append(msg)
+    if "budget" in proto:
+        budgets = proto["budget"].map(lambda b: json.dumps(_budget_key(b), sort_keys=True))
+        if budgets.nunique() > 1:
+            odd = df.loc[budgets != budgets.mode().iloc[0], "method"].unique()
+            warnings.append(f"budget differs for: {', '.join(map(str, odd))} (flagged †)")
+    return warnings
+
+
+def _budget_key(b) -> dict:
+    if not isinstance(b, dict):
+        return {}
+    return {k: b.get(k) for k in ("images_seen", "parameters", "batch_size", "steps")}
+
+
+def aggregate(df: pd.DataFrame, row: str = "method", column: str = "metric",
+              seed_field: str = "seed") -> pd.DataFrame:
+    """Mean, std, best and count over seeds for each (row, column)."""
+    proto = _protocol(df)
+    df = df.assign(_seed=proto[seed_field] if seed_field in proto else 0)
+    out = []
+    for (r, c), g in df.groupby([row, column], sort=False):
+        vals = g["value"].astype(float)
+        best = min(vals, key=lambda v: _badness(str(c), v))
+        out.append({row: r, column: c, "mean": vals.mean(), "std": vals.std(ddof=1) if len(vals) > 1 else 0.0,
+                    "best": best, "n_seeds": g["_seed"].nunique()})
+    return pd.DataFrame(out)
+
+
+def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", column: str = "metric",
+               columns: Sequence[str] | None = None, allow_mixed: bool = False,
+               digits: int = 4) -> tuple[str, list[str]]:
+    """A paper-style table: one row per method, one column per metric, mean ± std (best).
+
+    ``fmt``: markdown | latex | csv. The best value of each column is bold (markdown/latex).
+    Returns the text and the warnings (budget flags, overridden protocol refusals).
+    """
+    from tabulate import tabulate
+
+    if fmt not in ("markdown", "latex", "csv"):
+        raise TableError(f"unknown table format '{fmt}'; known: markdown, latex, csv")
+    if df.empty:
+        raise TableError("no results to tabulate")
+    if columns:
+        missing = [c for c in columns if c not in set(df[column])]
+        if missing:
+            raise TableError(f"no rows for column(s) {', '.join(missing)}; have {', '.join(sorted(set(df[column])))}")
+        df = df[df[column].isin(columns)]
+    warnings = check_protocols(df, column, allow_mixed)
+    agg = aggregate(df, row, column)
+    cols = list(columns or dict.fromkeys(agg[column]))
+    rows = list(dict.fromkeys(agg[row]))
+    flagged = {w.split(": ", 1)[1].split(" (")[0] for w in warnings if w.startswith("budget differs")}
+    best = {c: min(agg[agg[column] == c]["mean"], key=lambda v: _badness(c, v)) for c in cols}
+    if fmt == "csv":
+        return agg.to_csv(index=False), warnings
+    bold = (lambda s: f"**{s}**") if fmt == "markdown" else (lambda s: f"\\textbf{{{s}}}")
+    pm = "±" if fmt == "markdown" else "$\\pm$"
+    body = []
+    for r in rows:
+        line = [f"{r}{' †' if str(r) in flagged else ''}"]
+        for c in cols:
+            cell = agg[(agg[row] == r) & (agg[column] == c)]
+            if cell.empty:
+                line.append("—")
+                continue
+            m, s, n = cell["mean"].iloc[0], cell["std"].iloc[0], cell["n_seeds"].iloc[0]
+            text = f"{m:.{digits}g}" + (f" {pm} {s:.2g}" if n > 1 else "")
+            line.append(bold(text) if m == best[c] else text)
+        body.append(line)
+    table = tabulate(body, headers=[row] + cols, tablefmt="github" if fmt == "markdown" else "latex_raw")
+    return table, warnings
+
+
+# ---- figures ---------------------------------------------------------------------------------------
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    return plt, sns
+
+
+def _save(fig, dest: Path) -> Path:
+    from .io import write_with
+
+    out = write_with(dest, lambda tmp: fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight"))
+    fig.clf()
+    return out
+
+
+def plot_metric_vs_nfe(df: pd.DataFrame, dest: str | Path, metric: str = "fid") -> Path:
+    """FID (or any metric) versus counted NFE, one line per method."""
+    plt, sns = _plt()
+    sub = df[df["metric"] == metric].copy()
+    if sub.empty:
+        raise TableError(f"no '{metric}' rows to plot")
+    sub["nfe"] = _protocol(sub)["nfe"].astype(float).values
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    sns.lineplot(data=sub, x="nfe", y="value", hue="method", marker="o", ax=ax, errorbar="sd")
+    ax.set_xlabel("network evaluations (counted)")
+    ax.set_ylabel(metric)
+    ax.set_xscale("log")
+    return _save(fig, Path(dest))
+
+
+def plot_band_ratios(df: pd.DataFrame, dest: str | Path) -> Path:
+    """Per-band spectral ratios (generated / reference), one bar group per band."""
+    plt, sns = _plt()
+    sub = df[df["metric"].str.startswith("band_ratio@")].copy()
+    if sub.empty:
+        raise TableError("no band_ratio rows to plot")
+    sub["band"] = sub["metric"].str.split("@").str[1]
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    sns.barplot(data=sub, x="band", y="value", hue="method", ax=ax, errorbar="sd")
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_ylabel("power ratio gen / ref (1 = ideal)")
+    ax.set_xlabel("octave band (cycles/px)")
+    ax.tick_params(axis="x", labelrotation=30)
+    return _save(fig, Path(dest))
+
+
+def plot_trajectory(df: pd.DataFrame, dest: str | Path) -> Path:
+    """High-frequency energy ratio of x̂ along sampling (t = 0 noise → 1 data), per method."""
+    plt, sns = _plt()
+    sub = df[df["metric"] == "r_hf_trajectory"].copy()
+    if sub.empty:
+        raise TableError("no r_hf_trajectory rows to plot")
+    sub["t"] = _protocol(sub)["t"].astype(float).values
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    sns.lineplot(data=sub, x="t", y="value", hue="method", ax=ax, errorbar="sd")
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("t (0 = source, 1 = data)")
+    ax.set_ylabel("R_hf of the sampler state vs data")
+    return _save(fig, Path(dest))
+
+
+def plot_losses(histories: dict[str, list], dest: str | Path) -> Path:
+    """Training loss curves ({method: [[step, loss], ...]}), smoothed over 25 steps."""
+    plt, sns = _plt()
+    frames = [pd.DataFrame(h, columns=["step", "loss"]).assign(method=m) for m, h in histories.items() if h]
+    if not frames:
+        raise TableError("no training histories to plot")
+    data = pd.concat(frames)
+    data["loss"] = data.groupby("method")["loss"].transform(lambda s: s.rolling(25, min_periods=1).mean())
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    sns.lineplot(data=data, x="step", y="loss", hue="method", ax=ax)
+    ax.set_yscale("log")
+    ax.set_ylabel("training loss (own objective, 25-step mean)")
+    return _save(fig, Path(dest))

@@ -1,0 +1,91 @@
+"""Tables refuse mixed protocols, aggregate seeds, bold the best, flag budgets; plots render."""
+import json
+
+import pandas as pd
+import pytest
+
+from bench import report
+
+PROTO = {"task": "mnist", "extractor": "domain-mnist", "extractor_hash": "abc", "n_gen": 500, "n_ref": 10000,
+         "reference_split": "test", "reference_hash": "r1", "resolution": [28, 28], "sampler": "heun",
+         "steps": 20, "nfe": 78, "cfg_scale": 3.0, "ema": 0.999,
+         "budget": {"images_seen": 67200, "parameters": 729776, "batch_size": 96, "steps": 700}}
+
+
+def rows(method, metric, values, **proto_changes):
+    out = []
+    for seed, v in enumerate(values):
+        p = {**PROTO, "seed": seed, **proto_changes}
+        out.append({"run_id": f"{method}-{seed}", "method": method, "metric": metric, "value": v,
+                    "protocol_json": json.dumps(p)})
+    return out
+
+
+def frame(*groups):
+    return pd.DataFrame([r for g in groups for r in g])
+
+
+def test_mean_std_best_and_bold():
+    df = frame(rows("noise_fm", "fid", [10.0, 12.0]), rows("hdfm", "fid", [8.0, 9.0]),
+               rows("noise_fm", "recall", [0.5, 0.7]), rows("hdfm", "recall", [0.4, 0.4]))
+    text, warnings = report.make_table(df, columns=["fid", "recall"])
+    assert warnings == []
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines()[2:]}
+    assert "**8.5 ± 0.71**" in lines["hdfm"] and "11 ± 1.4" in lines["noise_fm"]  # lower FID is better
+    assert "**0.6 ± 0.14**" in lines["noise_fm"]                                 # higher recall is better
+    agg = report.aggregate(df)
+    best = agg[(agg.method == "noise_fm") & (agg.metric == "fid")]["best"].iloc[0]
+    assert best == 10.0
+    latex, _ = report.make_table(df, fmt="latex", columns=["fid"])
+    assert "\\textbf{8.5 $\\pm$ 0.71}" in latex and "\\begin{tabular}" in latex
+    csv, _ = report.make_table(df, fmt="csv", columns=["fid"])
+    assert csv.splitlines()[0] == "method,metric,mean,std,best,n_seeds"
+
+
+def test_mixed_protocols_are_refused_naming_the_field():
+    df = frame(rows("noise_fm", "fid", [10.0]), rows("hdfm", "fid", [8.0], n_gen=1000))
+    with pytest.raises(report.TableError, match="column 'fid' mixes protocols: field 'n_gen' differs"):
+        report.make_table(df)
+    text, warnings = report.make_table(df, allow_mixed=True)
+    assert "n_gen" in warnings[0] and "hdfm" in text
+    df = frame(rows("noise_fm", "fid", [10.0]), rows("hdfm", "fid", [8.0], extractor="inception"))
+    with pytest.raises(report.TableError, match="field 'extractor' differs"):
+        report.make_table(df)
+
+
+def test_samplers_may_differ_per_method_but_budgets_are_flagged():
+    df = frame(rows("noise_fm", "fid", [10.0]), rows("ihdm", "fid", [30.0], sampler="ihdm_delta", nfe=200))
+    text, warnings = report.make_table(df)
+    assert warnings == [] and "†" not in text
+    other = {**PROTO["budget"], "images_seen": 1000}
+    df = frame(rows("noise_fm", "fid", [10.0]), rows("hdfm", "fid", [9.0]), rows("ihdm", "fid", [30.0], budget=other))
+    text, warnings = report.make_table(df)
+    assert any("budget differs for: ihdm" in w for w in warnings)
+    assert "ihdm †" in text
+
+
+def test_bad_requests():
+    df = frame(rows("noise_fm", "fid", [10.0]))
+    with pytest.raises(report.TableError, match="unknown table format 'html'"):
+        report.make_table(df, fmt="html")
+    with pytest.raises(report.TableError, match="no rows for column"):
+        report.make_table(df, columns=["fid", "kid"])
+    with pytest.raises(report.TableError, match="no results"):
+        report.make_table(df.iloc[:0])
+
+
+def test_plots_render(tmp_path):
+    df = frame(rows("noise_fm", "fid", [10.0, 11.0]), rows("hdfm", "fid", [8.0], nfe=40),
+               rows("hdfm", "band_ratio@0.25-0.5", [0.8]), rows("noise_fm", "band_ratio@0.25-0.5", [1.1]))
+    traj = []
+    for t in (0.0, 0.5, 1.0):
+        traj += rows("hdfm", "r_hf_trajectory", [1 + t], t=t)
+    df = pd.concat([df, frame(traj)])
+    for fn, name in ((report.plot_metric_vs_nfe, "a.png"), (report.plot_band_ratios, "b.png"),
+                     (report.plot_trajectory, "c.png")):
+        out = fn(df, tmp_path / name)
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    out = report.plot_losses({"hdfm": [[1, 1.0], [2, 0.5]]}, tmp_path / "l.png")
+    assert out.stat().st_size > 1000
+    with pytest.raises(report.TableError, match="no 'kid' rows"):
+        report.plot_metric_vs_nfe(df, tmp_path / "x.png", metric="kid")
