@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Side-by-side speed benchmarks; each writes its own section of "
                                    "the output Markdown file (medians, ratios, the machine).")
     p.add_argument("--only", action="append", metavar="NAME",
-                   help="run only this benchmark (repeatable); known: spectral")
+                   help="run only this benchmark (repeatable); known: spectral, metrics")
     p.add_argument("--repeats", type=int, default=50, help="timed calls per measurement (default: %(default)s)")
     p.add_argument("--out", default="results/perf.md", help="Markdown file to update (default: %(default)s)")
     p.set_defaults(func=cmd_perf)
