@@ -127,11 +127,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .sample import generate, write_samples
 
-    params = dict(kv.split("=", 1) for kv in (args.sampler_param or []))
-    params = {k: json.loads(v) if v.replace(".", "", 1).lstrip("-").isdigit() else v for k, v in params.items()}
     out = generate(args.run, sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg_scale,
                    cfg_interval=args.cfg_interval, ema=None if args.ema == "none" else float(args.ema),
-                   n=args.n, seed=args.seed, sampler_params=params, progress=True)
+                   n=args.n, seed=args.seed, sampler_params=_sampler_params(args), progress=True)
     stem = args.out or (Path(args.run) / "samples" / (
         f"{out['protocol']['sampler']}-{out['protocol']['steps']}-cfg{args.cfg_scale:g}-ema{args.ema}-seed{args.seed}"))
     files = write_samples(out, stem)
@@ -149,7 +147,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     rows, _ = evaluate_run(args.run, method=args.method, sampler=args.sampler, steps=args.steps,
                            cfg_scale=args.cfg_scale, cfg_interval=args.cfg_interval,
                            ema=None if args.ema == "none" else float(args.ema), n=args.n, seed=args.seed,
-                           extractor=args.extractor, reference_split=args.reference_split, progress=True)
+                           extractor=args.extractor, reference_split=args.reference_split, progress=True,
+                           sampler_params=_sampler_params(args))
     ResultStore(args.store).append(rows)
     p = rows[0]["protocol"]
     shown = {r["metric"]: r["value"] for r in rows if r["metric"] in ("fid", "kid", "precision", "recall",
@@ -184,9 +183,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     df = ResultStore(args.store).read()
     out = Path(args.out_dir)
-    kinds = args.kind or ["fid_vs_nfe", "band_ratios", "trajectory"]
+    kinds = args.kind or ["fid_vs_nfe", "band_ratios", "trajectory", "losses"]
+
+    def losses(frame, dest):  # training curves of the runs in the store, from their run.json
+        hist = {}
+        for (method, run_id), _ in frame.groupby(["method", "run_id"]):
+            rec = Path(args.runs_dir) / run_id / "run.json"
+            if rec.exists():
+                hist[f"{method}"] = json.loads(rec.read_text()).get("history", [])
+        return report.plot_losses(hist, dest)
+
     fns = {"fid_vs_nfe": report.plot_metric_vs_nfe, "band_ratios": report.plot_band_ratios,
-           "trajectory": report.plot_trajectory}
+           "trajectory": report.plot_trajectory, "losses": losses}
     for kind in kinds:
         if kind not in fns:
             raise ValueError(f"unknown plot '{kind}'; known: {', '.join(fns)}")
@@ -247,15 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Draw class-balanced samples from a run's checkpoint and write a PNG "
                                    "grid, the uint8 samples (.pt) and the protocol (.json).")
     p.add_argument("run", help="run directory (holds checkpoint.pt)")
-    p.add_argument("--sampler", default=None, help="sampler name (default: the path's own; see `list`)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's)")
-    p.add_argument("--sampler-param", action="append", metavar="KEY=VALUE", help="extra sampler parameter")
-    p.add_argument("--cfg-scale", type=float, default=1.0, help="classifier-free guidance scale (default: %(default)s)")
-    p.add_argument("--cfg-interval", type=float, nargs=2, default=(0.1, 1.0), metavar=("LOW", "HIGH"),
-                   help="guide only where LOW < t < HIGH (default: 0.1 1.0, JiT)")
-    p.add_argument("--ema", default="none", help="EMA decay to sample with, or 'none' for raw weights (default: %(default)s)")
-    p.add_argument("-n", type=int, default=100, help="number of samples (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    _add_sampling_args(p, n_default=100)
     p.add_argument("--out", default=None, help="output stem (default: RUN/samples/<sampler>-<steps>-cfg-ema-seed)")
     p.set_defaults(func=cmd_sample)
 
@@ -265,14 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "append protocol-stamped rows to the results store.")
     p.add_argument("run", help="run directory (holds checkpoint.pt)")
     p.add_argument("--method", default=None, help="row label (default: the path name)")
-    p.add_argument("--sampler", default=None, help="sampler (default: the path's own)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's)")
-    p.add_argument("--cfg-scale", type=float, default=1.0, help="CFG scale (default: %(default)s)")
-    p.add_argument("--cfg-interval", type=float, nargs=2, default=(0.1, 1.0), metavar=("LOW", "HIGH"),
-                   help="guidance interval (default: 0.1 1.0)")
-    p.add_argument("--ema", default="none", help="EMA decay or 'none' (default: %(default)s)")
-    p.add_argument("-n", type=int, default=500, help="generated images (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    _add_sampling_args(p, n_default=500)
     p.add_argument("--extractor", default=None, help="feature extractor (default: the task's protocol)")
     p.add_argument("--reference-split", default=None, help="reference split (default: the task's protocol)")
     p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
@@ -295,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "along sampling.")
     p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
     p.add_argument("--out-dir", default="results/plots", help="(default: %(default)s)")
-    p.add_argument("--kind", action="append", help="fid_vs_nfe | band_ratios | trajectory (default: all)")
+    p.add_argument("--kind", action="append", help="fid_vs_nfe | band_ratios | trajectory | losses (default: all)")
+    p.add_argument("--runs-dir", default="runs", help="run directories, for loss curves (default: %(default)s)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("run", help="the default suite: train + sample 4 methods on MNIST (README's main job)",
@@ -308,6 +302,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="runs", help="where runs/checkpoints go (default: %(default)s)")
     p.set_defaults(func=cmd_run)
     return parser
+
+
+def _add_sampling_args(p: argparse.ArgumentParser, n_default: int) -> None:
+    """The sampling protocol options shared by ``sample`` and ``evaluate``."""
+    p.add_argument("--sampler", default=None, help="sampler name (default: the path's own; see `list`)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's)")
+    p.add_argument("--sampler-param", action="append", metavar="KEY=VALUE", help="extra sampler parameter")
+    p.add_argument("--cfg-scale", type=float, default=1.0, help="classifier-free guidance scale (default: %(default)s)")
+    p.add_argument("--cfg-interval", type=float, nargs=2, default=(0.1, 1.0), metavar=("LOW", "HIGH"),
+                   help="guide only where LOW < t < HIGH (default: 0.1 1.0, JiT)")
+    p.add_argument("--ema", default="none", help="EMA decay to sample with, or 'none' for raw weights (default: %(default)s)")
+    p.add_argument("-n", type=int, default=n_default, help="number of samples (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+
+
+def _sampler_params(args: argparse.Namespace) -> dict:
+    params = dict(kv.split("=", 1) for kv in (args.sampler_param or []))
+    return {k: json.loads(v) if v.replace(".", "", 1).lstrip("-").isdigit() or v in ("true", "false") else v
+            for k, v in params.items()}
 
 
 def _add_train_parser(sub) -> None:

@@ -26,7 +26,7 @@ def evaluate_run(run_dir: str | Path, *, method: str | None = None, sampler: str
                  cfg_interval: Sequence[float] = (0.1, 1.0), ema: float | None = None, n: int = 500,
                  seed: int = 0, extractor: str | None = None, reference_split: str | None = None,
                  trajectory_n: int = 100, kid_subset_size: int | None = None,
-                 progress: bool = False) -> tuple[list[dict], dict]:
+                 progress: bool = False, sampler_params: dict | None = None) -> tuple[list[dict], dict]:
     """Sample n images from a run and return (rows, generated) — rows protocol-stamped."""
     from tasks import get_task
 
@@ -46,7 +46,7 @@ def evaluate_run(run_dir: str | Path, *, method: str | None = None, sampler: str
         times.append(float(t))
 
     out = generate(run_dir, sampler=sampler, steps=steps, cfg_scale=cfg_scale, cfg_interval=cfg_interval,
-                   ema=ema, n=n, seed=seed, progress=progress, callback=keep)
+                   ema=ema, n=n, seed=seed, progress=progress, callback=keep, sampler_params=sampler_params)
     fake = to_uint8(out["samples"])
     kid_subset = kid_subset_size or min(1000, n)
     fid = compute_metrics(f"{cfg.task}:{reference_split}", fake, extractor=extractor,
@@ -64,7 +64,8 @@ def evaluate_run(run_dir: str | Path, *, method: str | None = None, sampler: str
     protocol = {"task": cfg.task, "extractor": extractor, "extractor_hash": fid.get("extractor_hash"),
                 "n_gen": n, "n_ref": fid.get("n_real"), "reference_split": reference_split,
                 "reference_hash": fid.get("reference_hash"), "resolution": list(task.shape[-2:]),
-                "sampler": p["sampler"], "steps": p["steps"], "nfe": p["nfe"], "cfg_scale": cfg_scale,
+                "sampler": p["sampler"], "sampler_params": p["sampler_params"], "steps": p["steps"],
+                "nfe": p["nfe"], "cfg_scale": cfg_scale,
                 "cfg_interval": list(cfg_interval), "ema": ema, "seed": seed, "kid_subset_size": kid_subset,
                 "checkpoint_step": p["checkpoint_step"], "budget": rec_budget}
     base = {"run_id": cfg.run_id(), "checkpoint_step": p["checkpoint_step"], "method": method or cfg.path,

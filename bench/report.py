@@ -85,7 +85,7 @@ def aggregate(df: pd.DataFrame, row: str = "method", column: str = "metric",
 def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", column: str = "metric",
                columns: Sequence[str] | None = None, allow_mixed: bool = False,
                digits: int = 4) -> tuple[str, list[str]]:
-    """A paper-style table: one row per method, one column per metric, mean ± std (best).
+    """A paper-style table: one row per method, one column per metric, "mean ± std (best seed)".
 
     ``fmt``: markdown | latex | csv. The best value of each column is bold (markdown/latex).
     Returns the text and the warnings (budget flags, overridden protocol refusals).
@@ -120,7 +120,8 @@ def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", col
                 line.append("—")
                 continue
             m, s, n = cell["mean"].iloc[0], cell["std"].iloc[0], cell["n_seeds"].iloc[0]
-            text = f"{m:.{digits}g}" + (f" {pm} {s:.2g}" if n > 1 else "")
+            b = cell["best"].iloc[0]
+            text = f"{m:.{digits}g}" + (f" {pm} {s:.2g} (best {b:.{digits}g})" if n > 1 else "")
             line.append(bold(text) if m == best[c] else text)
         body.append(line)
     table = tabulate(body, headers=[row] + cols, tablefmt="github" if fmt == "markdown" else "latex_raw")

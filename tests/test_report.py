@@ -31,13 +31,14 @@ def test_mean_std_best_and_bold():
     text, warnings = report.make_table(df, columns=["fid", "recall"])
     assert warnings == []
     lines = {line.split("|")[1].strip(): line for line in text.splitlines()[2:]}
-    assert "**8.5 ± 0.71**" in lines["hdfm"] and "11 ± 1.4" in lines["noise_fm"]  # lower FID is better
-    assert "**0.6 ± 0.14**" in lines["noise_fm"]                                 # higher recall is better
+    assert "**8.5 ± 0.71 (best 8)**" in lines["hdfm"]                  # lower FID is better
+    assert "11 ± 1.4 (best 10)" in lines["noise_fm"]
+    assert "**0.6 ± 0.14 (best 0.7)**" in lines["noise_fm"]            # higher recall is better
     agg = report.aggregate(df)
     best = agg[(agg.method == "noise_fm") & (agg.metric == "fid")]["best"].iloc[0]
     assert best == 10.0
     latex, _ = report.make_table(df, fmt="latex", columns=["fid"])
-    assert "\\textbf{8.5 $\\pm$ 0.71}" in latex and "\\begin{tabular}" in latex
+    assert "\\textbf{8.5 $\\pm$ 0.71 (best 8)}" in latex and "\\begin{tabular}" in latex
     csv, _ = report.make_table(df, fmt="csv", columns=["fid"])
     assert csv.splitlines()[0] == "method,metric,mean,std,best,n_seeds"
 
@@ -89,3 +90,21 @@ def test_plots_render(tmp_path):
     assert out.stat().st_size > 1000
     with pytest.raises(report.TableError, match="no 'kid' rows"):
         report.plot_metric_vs_nfe(df, tmp_path / "x.png", metric="kid")
+
+
+def test_table_command_refuses_and_overrides(tmp_path):
+    import subprocess
+    import sys
+
+    from bench.store import ResultStore
+
+    store = ResultStore(tmp_path / "r.jsonl")
+    base = {"checkpoint_step": 10, "metric": "fid", "task": "mnist"}
+    store.append([{**base, "run_id": "a", "method": "noise_fm", "value": 3.0, "protocol": {**PROTO, "seed": 0}},
+                  {**base, "run_id": "b", "method": "hdfm", "value": 2.0,
+                   "protocol": {**PROTO, "seed": 0, "reference_split": "train"}}])
+    cmd = [sys.executable, "-m", "bench.cli", "table", "--store", str(tmp_path / "r.jsonl")]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 2 and "field 'reference_split' differs" in res.stderr
+    res = subprocess.run(cmd + ["--allow-mixed", "--format", "csv"], capture_output=True, text=True)
+    assert res.returncode == 0 and "noise_fm,fid,3.0" in res.stdout
