@@ -64,7 +64,7 @@ TABLE_COLUMNS = ["fid", "kid", "precision", "recall", "class_accuracy", "r_hf", 
 
 
 def run_suite(quick: bool = False, results: str | Path = "results/suite", out_dir: str = "runs",
-              methods: list[str] | None = None, n_samples: int = 100, n_eval: int = 500) -> dict:
+              methods: list[str] | None = None, n_samples: int = 100, n_eval: int | None = None) -> dict:
     """Train (or resume), sample and evaluate every method; write grids, the table and the plots."""
     from .evaluate import evaluate_run
     from .sample import write_samples
@@ -72,6 +72,7 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
     from .train import train
 
     cfgs = configs(quick, out_dir, methods)
+    n_eval = n_eval or (100 if quick else 500)  # --quick: a first look in under 3 minutes
     results = Path(results) / ("quick" if quick else "")
     total = sum(c.steps for c in cfgs.values())
     summary = {"quick": quick, "budget": {**BUDGET, **(QUICK if quick else FULL)}, "methods": {}}
