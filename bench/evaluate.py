@@ -13,7 +13,6 @@ from typing import Sequence
 import torch
 
 from .sample import generate
-from .train import load_run
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -33,12 +32,6 @@ def evaluate_run(run_dir: str | Path, *, method: str | None = None, sampler: str
     from .metrics import compute_metrics, spectral_ratio, trajectory_ratio
     from .metrics.fidelity import classifier_accuracy
 
-    cfg, model, state = load_run(run_dir, ema)
-    n_params = sum(q.numel() for q in model.parameters())
-    del model
-    task = get_task(cfg.task, **cfg.task_params)
-    extractor = extractor or task.protocol["extractor"]
-    reference_split = reference_split or task.protocol.get("reference_split", "test")
     states, times = [], []
 
     def keep(step, t, z, **_):
@@ -47,6 +40,10 @@ def evaluate_run(run_dir: str | Path, *, method: str | None = None, sampler: str
 
     out = generate(run_dir, sampler=sampler, steps=steps, cfg_scale=cfg_scale, cfg_interval=cfg_interval,
                    ema=ema, n=n, seed=seed, progress=progress, callback=keep, sampler_params=sampler_params)
+    cfg, n_params = out["config"], out["parameters"]
+    task = get_task(cfg.task, **cfg.task_params)
+    extractor = extractor or task.protocol["extractor"]
+    reference_split = reference_split or task.protocol.get("reference_split", "test")
     fake = to_uint8(out["samples"])
     kid_subset = kid_subset_size or min(1000, n)
     fid = compute_metrics(f"{cfg.task}:{reference_split}", fake, extractor=extractor,

@@ -102,7 +102,8 @@ def generate(run_dir: str | Path, *, sampler: str | None = None, steps: int | No
                 "nfe": res.nfe, "nfe_per_sample_branch": res.calls, "cfg_scale": cfg_scale,
                 "cfg_interval": list(cfg_interval), "ema": ema, "seed": seed, "n": n,
                 "target": target}
-    return {"samples": samples, "labels": labels, "protocol": protocol, "z0": z0}
+    return {"samples": samples, "labels": labels, "protocol": protocol, "z0": z0, "config": cfg,
+            "parameters": sum(q.numel() for q in model.parameters())}
 
 
 def write_grid(samples: torch.Tensor, dest: str | Path, nrow: int = 10) -> Path:

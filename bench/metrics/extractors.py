@@ -292,8 +292,8 @@ class DomainFeatureExtractor(_SingleFeature):
         if feature_extractor_weights_path is None:
             raise MetricError(f"extractor '{name}' needs feature_extractor_weights_path")
         self.net = DomainCNN(self.SIZE)
-        self.net.load_state_dict(torch.load(feature_extractor_weights_path, map_location="cpu",
-                                            weights_only=True))
+        state = torch.load(feature_extractor_weights_path, map_location="cpu", weights_only=True)
+        self.net.load_state_dict(state)
 
     def forward(self, x):
         if _passthrough(x):
