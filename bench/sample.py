@@ -81,7 +81,7 @@ def generate(run_dir: str | Path, *, sampler: str | None = None, steps: int | No
     shape = (n, *task.shape)
     eps = torch.randn(shape, generator=g)
     data = None
-    if path.name in ("ihdm", "cold_blur"):  # data-dependent priors (methods.md §2.9)
+    if path.data_prior:  # e.g. IHDM's blurred training images (methods.md §2.9)
         x_train, _ = task.load("train")
         data = x_train[torch.randint(len(x_train), (n,), generator=g)]
     z0 = path.prior(eps, data)

@@ -61,6 +61,8 @@ class Path:
     default_target: ClassVar[str] = "x"
     default_loss: ClassVar[str] = "x"
     default_sampler: ClassVar[str] = "euler"
+    #: True when ``prior`` needs training data (methods.md §2.9: IHDM, cold diffusion)
+    data_prior: ClassVar[bool] = False
     #: True when blur acts per frequency (conversions happen in DCT space).
     spectral: ClassVar[bool] = True
 

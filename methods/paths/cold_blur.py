@@ -30,6 +30,7 @@ class ColdBlur(Path):
 
     name = "cold_blur"
     summary = "cold diffusion, blur degradation (DCT heat blur, Alg. 2 sampler)"
+    data_prior = True
     default_sampler = "cold_alg2"
     gaussian = False
     spectral = False

@@ -25,6 +25,7 @@ class IHDM(SpectralGaussianPath):
 
     name = "ihdm"
     summary = "IHDM: K log-spaced heat-blur levels + small constant noise, data prior"
+    data_prior = True
     default_sampler = "ihdm_delta"
     targets = ("x", "prev_mean")
     loss_spaces = ("x", "prev_mean")
