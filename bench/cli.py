@@ -165,7 +165,14 @@ def cmd_table(args: argparse.Namespace) -> int:
     from .io import write_text
     from .store import ResultStore
 
-    df = ResultStore(args.store).read()
+    if args.spec:  # a sweep: its rows, labelled by the spec's varying axes (seeds aggregated)
+        from .sweep import Sweep, sweep_frame
+
+        df = sweep_frame(Sweep.load(args.spec, overrides=args.set or [], check=False))
+        if df.empty:
+            raise ValueError(f"sweep {args.spec}: no results stored yet (see hdfm-bench status {args.spec})")
+    else:
+        df = ResultStore(args.store).read()
     metrics = args.metric or [m for m in ("fid", "kid", "precision", "recall", "class_accuracy", "r_hf", "lsd")
                               if m in set(df.get("metric", []))]
     text, warnings = report.make_table(df, fmt=args.format, columns=metrics, allow_mixed=args.allow_mixed)
@@ -214,6 +221,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"suite: training {summary['train_total_s']:.0f} s in all (recorded per run); this invocation "
           f"{summary['invocation_wall_s']:.0f} s; peak memory {summary['peak_rss_mb']:.0f} MB")
     return 0
+
+
+DEFAULT_SPEC = str(Path(__file__).parent / "specs" / "digits-mini.toml")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Expand a sweep spec and submit what is not finished (train + evaluate, one job per run)."""
+    from . import sweep as sw
+
+    sweep = sw.Sweep.load(args.spec, overrides=args.set or [], resources=args.slurm or [],
+                          eval_only=True if args.eval_only else None)
+    if args.dry_run:
+        print(sw.dry_run(sweep, args.executor))
+        return 0
+    todo, by_state = sw.plan(sweep, args.retry_failed)
+    counts = ", ".join(f"{len(v)} {k}" for k, v in by_state.items() if v)
+    print(f"sweep '{sweep.name}': {len(sweep.runs)} run(s) ({counts}); submitting {len(todo)} "
+          f"via executor '{args.executor}'" + ("" if by_state["failed"] == [] or args.retry_failed
+                                                 else "; failed runs need --retry-failed"))
+    jobs = sw.submit(sweep, args.executor, args.retry_failed)
+    if jobs and args.executor != "debug":
+        print(f"submitted job(s) {', '.join(str(j.job_id) for j in jobs)}; logs under {sweep.folder / 'jobs'}")
+    if args.executor == "debug":
+        sw.run_debug(jobs)
+    elif jobs and (args.wait or args.executor == "local"):
+        timeout = args.timeout or 60.0 * sweep.resources["time"] * max(1, len(jobs)) + 60
+        sw.wait(jobs, timeout)
+    if args.executor == "debug" or args.wait or args.executor == "local":
+        return _print_status(sweep, json_out=False)
+    return 0
+
+
+def _print_status(sweep, json_out: bool) -> int:
+    from tabulate import tabulate
+
+    rows = sweep.status()
+    if json_out:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(tabulate([[r["run_id"], r["label"], r["state"], f"{r['step']}/{r['steps']}", r["evals"], r["job_id"],
+                         r["detail"][:90]] for r in rows],
+                       headers=["run_id", "label", "state", "step", "evals", "job", "detail"], tablefmt="github"))
+        for r in rows:
+            if r["state"] in ("failed", "interrupted") and r["log"]:
+                print(f"{r['label']}: {r['state']}: {r['detail']} (log: {r['log']})")
+    return 1 if any(r["state"] == "failed" for r in rows) else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .sweep import Sweep
+
+    return _print_status(Sweep.load(args.spec, overrides=args.set or [], check=False), args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Mean ± std over seeds per method and metric, best in bold; refuses "
                                    "columns mixing measurement protocols (naming the field); flags budgets "
                                    "that differ (†).")
+    p.add_argument("spec", nargs="?", default=None, help="a sweep spec: tabulate that sweep's rows (else --store)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="with a spec: the [base] overrides it ran with")
     p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
     p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"], help="(default: %(default)s)")
     p.add_argument("--metric", action="append", help="column (repeatable; default: fid kid precision recall "
@@ -291,6 +352,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", action="append", help="fid_vs_nfe | band_ratios | trajectory | losses (default: all)")
     p.add_argument("--runs-dir", default="runs", help="run directories, for loss curves (default: %(default)s)")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("sweep", help="run a sweep spec (TOML grid) as jobs: local, Slurm (job array) or debug",
+                       description="Expand the spec into runs (one per config hash), skip finished ones, "
+                                   "resume unfinished ones, and submit one job per run that trains and "
+                                   "evaluates every [eval] setting not yet in the sweep's store. Jobs "
+                                   "checkpoint and requeue on Slurm's preemption / time-limit signal.")
+    p.add_argument("spec", nargs="?", default=DEFAULT_SPEC, help="sweep spec (default: %(default)s)")
+    p.add_argument("--executor", required=True, choices=["local", "slurm", "debug"],
+                   help="where jobs run (always explicit): local subprocesses, a Slurm job array, "
+                        "or in this process (debug)")
+    p.add_argument("--dry-run", action="store_true", help="validate, print every run and the job array's "
+                                                          "resources; submit nothing")
+    p.add_argument("--retry-failed", action="store_true", help="also resubmit runs whose job failed")
+    p.add_argument("--eval-only", action="store_true", help="evaluate existing checkpoints, train nothing")
+    p.add_argument("--wait", action="store_true", help="slurm: wait for the jobs (local and debug always wait)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds to wait at most (default: from the "
+                                                               "time limit)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a [base] field (repeatable)")
+    p.add_argument("--slurm", action="append", metavar="KEY=VALUE",
+                   help="override a [slurm] resource under submitit's name, e.g. partition=gpu (repeatable)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("status", help="per-run state of a sweep: pending / running / done / failed / interrupted",
+                       description="From the sweep's store (evaluations done), run records (training "
+                                   "progress) and submitit (job state, error, log path). Exit 1 if any "
+                                   "run failed.")
+    p.add_argument("spec", nargs="?", default=DEFAULT_SPEC, help="sweep spec (default: %(default)s)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="the [base] overrides the sweep ran with")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("run", help="the default suite: train + sample 4 methods on MNIST (README's main job)",
                        description="Train noise_fm (x-pred, v-loss), hdfm (x-pred), blurring_diffusion "

@@ -6,6 +6,7 @@ once the new one is complete.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -42,3 +43,37 @@ def write_with(dest: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
     with atomic_path(dest) as tmp:
         writer(tmp)
     return Path(dest)
+
+
+def append_line(dest: str | os.PathLike, line: str, fsync: bool = False) -> None:
+    """Append one line, all or nothing, safe for concurrent writer processes.
+
+    One ``os.write`` on an ``O_APPEND`` descriptor under an exclusive ``flock``: writers never
+    interleave; a failed write is truncated away; a writer killed mid-write leaves at most one
+    unterminated line, which the next writer isolates by starting with a newline (readers skip
+    lines that are not valid JSON).
+    """
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dest, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # a writer died mid-line: keep its partial line separate
+            try:
+                view = memoryview(data)
+                while view:  # one write in practice; loop only on a short write
+                    n = os.write(fd, view)
+                    view = view[n:]
+                if fsync:
+                    os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, size)  # all or nothing
+                raise
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -31,7 +31,6 @@ network filesystems; flock on a local disk plus O_APPEND is simpler and sufficie
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import hashlib
 import json
 import math
@@ -43,6 +42,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+
+from .io import append_line
 
 __all__ = ["ResultStore", "StoreError", "REQUIRED", "OPTIONAL"]
 
@@ -169,30 +170,7 @@ class ResultStore:
             return 0
         line = json.dumps({"v": _FORMAT_VERSION, "rows": prepared}, separators=(",", ":"),
                           allow_nan=False, default=_json_default, ensure_ascii=False)
-        data = (line + "\n").encode("utf-8")
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    # A writer died mid-line: isolate its partial line (the reader skips it).
-                    data = b"\n" + data
-                try:
-                    view = memoryview(data)
-                    while view:  # one write in practice; loop only on a short write
-                        n = os.write(fd, view)
-                        view = view[n:]
-                    if self.fsync:
-                        os.fsync(fd)
-                except BaseException:
-                    os.ftruncate(fd, size)  # all or nothing
-                    raise
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        append_line(self.file, line, fsync=self.fsync)
         return len(prepared)
 
     # ------------------------------------------------------------------ reading

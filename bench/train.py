@@ -40,6 +40,41 @@ class Interrupted(RuntimeError):
     """Raised by ``stop_at`` to simulate a kill/preemption (tests)."""
 
 
+class Preempted(RuntimeError):
+    """``should_stop`` asked to stop: a checkpoint of the last finished step was written first."""
+
+    def __init__(self, step: int):
+        super().__init__(f"stopped after step {step}; checkpoint written")
+        self.step = step
+
+
+def _dist() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed group, (0, 1) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    """Data parallelism: replace each gradient by its mean over ranks (one flattened all-reduce).
+
+    With equal shards, the mean of the ranks' shard-mean gradients is the gradient of the
+    global-batch mean loss, so W processes take the step one process would take on the whole batch.
+    """
+    import torch.distributed as dist
+
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -120,14 +155,28 @@ def _record(run_dir: Path, cfg: RunConfig, **fields) -> dict:
 
 
 def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
-          on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, float], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train (or resume) the run of ``cfg``; returns the model, its EMAs and the run record.
 
     Re-running an identical config resumes from its last checkpoint; a finished run returns at
     once. ``stop_at`` raises :class:`Interrupted` before that step (a simulated kill).
+    ``should_stop`` is polled after every step (preemption): when true, the trainer writes a
+    checkpoint of that step and raises :class:`Preempted`.
+
+    Inside a torch.distributed group of W processes (data parallel, e.g. one per GPU of a Slurm
+    job), rank r trains on rows [r B/W, (r+1) B/W) of each global batch of the single-process
+    run, gradients are averaged over ranks, and only rank 0 writes checkpoints and records.
+    Noise and times come from a per-rank generator (rank 0's is the single-process one).
     """
     task, path, objective, model = build(cfg)
+    rank, world = _dist()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {world} data-parallel processes")
+    shard = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
     run_dir = cfg.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     x_train, y_train = task.load("train")
@@ -135,7 +184,7 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
     emas = {d: EMA(model, d) for d in cfg.ema_decays}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    gen = torch.Generator().manual_seed(cfg.seed + 1 + 1_000_003 * rank)
     start, history, wall = 0, [], 0.0
     n_params = sum(p.numel() for p in model.parameters())
 
@@ -154,13 +203,33 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"])
         start, history, wall = int(state["step"]), list(state["history"]), float(state["wall_time"])
+        if world > 1 and "generators" in state["rng"]:
+            gen.set_state(state["rng"]["generators"][rank])
 
     budget = {"images_seen": cfg.steps * cfg.batch_size, "steps": cfg.steps, "batch_size": cfg.batch_size,
-              "parameters": n_params, "backbone": model.config, "task": task.describe()}
-    _record(run_dir, cfg, status="running", budget=budget, objective=objective.describe())
+              "parameters": n_params, "backbone": model.config, "task": task.describe(),
+              "processes": world}
+    leader = rank == 0
+    if leader:
+        prev = json.loads((run_dir / RECORD).read_text()) if (run_dir / RECORD).exists() else {}
+        starts = list(prev.get("starts", []))
+        if start < cfg.steps:
+            starts.append(start)  # one entry per invocation that trained: where it resumed from
+        _record(run_dir, cfg, status="running" if start < cfg.steps else prev.get("status", "running"),
+                budget={**prev.get("budget", {}), **budget}, objective=objective.describe(), starts=starts)
 
     def save_checkpoint(step: int) -> None:
+        gens = None
+        if world > 1:  # every rank's noise stream, so a resumed data-parallel run continues exactly
+            import torch.distributed as dist
+
+            gens = [None] * world
+            dist.all_gather_object(gens, gen.get_state())
+        if not leader:
+            return
         rng = {"torch": torch.get_rng_state(), "generator": gen.get_state()}
+        if gens is not None:
+            rng["generators"] = gens
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state()
         ckpt.save(ck, {"format": "hdfm-bench/1", "run_id": cfg.run_id(), "step": step,
@@ -169,6 +238,7 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
                        "ema_updates": next(iter(emas.values())).updates,
                        "optimizer": opt.state_dict(), "rng": rng, "history": history,
                        "wall_time": wall, "config": json.dumps(cfg.to_dict())})
+        _record(run_dir, cfg, step=step)  # after the checkpoint exists: status reads progress here
 
     null = task.num_classes if cfg.conditional else None
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.bf16
@@ -182,7 +252,7 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
             if stop_at is not None and step == stop_at:
                 raise Interrupted(f"stopped before step {step}")
             t0 = time.perf_counter()
-            idx = _batch_indices(cfg, len(x_train), step)
+            idx = _batch_indices(cfg, len(x_train), step)[shard]
             x = task.augment(x_train[idx], generator=gen).to(device)  # e.g. imagefolder's hflip
             eps = torch.randn(x.shape, generator=gen).to(device)
             t = path.sample_t(torch.rand(x.shape[0], generator=gen, dtype=x.dtype)).to(device)
@@ -195,15 +265,20 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
                 loss = objective.loss(raw.float(), x, eps, t, z).mean()
             aux = getattr(model, "last_aux_loss", None)
             total = loss + aux if aux is not None else loss
-            if not torch.isfinite(total):
-                _record(run_dir, cfg, status="failed", failed_step=step, last_finite_loss=last_finite,
-                        error=f"non-finite loss at step {step}")
-                raise TrainingFailed(f"non-finite loss at step {step} (last finite loss {last_finite:.4g}); "
-                                     f"run recorded as failed in {run_dir / RECORD}")
             for group in opt.param_groups:
                 group["lr"] = _lr_at(cfg, step)
             opt.zero_grad(set_to_none=True)
             total.backward()
+            if world > 1:  # the averaged loss is NaN on every rank if it is on one: all stop together
+                average_gradients(list(model.parameters()), world)
+                loss = _mean_over_ranks(loss.detach())
+                total = _mean_over_ranks(total.detach())
+            if not torch.isfinite(total):
+                if leader:
+                    _record(run_dir, cfg, status="failed", failed_step=step, last_finite_loss=last_finite,
+                            error=f"non-finite loss at step {step}")
+                raise TrainingFailed(f"non-finite loss at step {step} (last finite loss {last_finite:.4g}); "
+                                     f"run recorded as failed in {run_dir / RECORD}")
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
@@ -216,16 +291,31 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
             bar.set_postfix(loss=f"{last_finite:.4f}")
             if on_step is not None:
                 on_step(step + 1, last_finite)
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            stop = should_stop is not None and should_stop()
+            if world > 1:  # every rank must agree, or the next collective deadlocks
+                stop = bool(_mean_over_ranks(torch.tensor(float(stop))) > 0)
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stop:
                 save_checkpoint(step + 1)
+            if stop and step + 1 < cfg.steps:
+                raise Preempted(step + 1)
     finally:
         bar.close()
     model.eval()
+    if not leader:
+        return TrainResult(run_dir, model, {d: e.model for d, e in emas.items()}, {})
     rec = _record(run_dir, cfg, status="done", budget={**budget, "wall_time_s": round(wall, 2)},
                   final_loss=history[-1][1] if history else None,
                   loss_first_last=[history[0][1], history[-1][1]] if history else None,
                   history=history)
     return TrainResult(run_dir, model, {d: e.model for d, e in emas.items()}, rec)
+
+
+def _mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    import torch.distributed as dist
+
+    value = value.clone()
+    dist.all_reduce(value)
+    return value / dist.get_world_size()
 
 
 def load_run(run_dir: str | Path, ema: float | None = None) -> tuple[RunConfig, torch.nn.Module, dict]:
@@ -251,4 +341,5 @@ def load_run(run_dir: str | Path, ema: float | None = None) -> tuple[RunConfig, 
     return cfg, model.eval(), state
 
 
-__all__ = ["EMA", "TrainResult", "TrainingFailed", "Interrupted", "train", "load_run", "build"]
+__all__ = ["EMA", "TrainResult", "TrainingFailed", "Interrupted", "Preempted", "train", "load_run", "build",
+           "average_gradients"]
