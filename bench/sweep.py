@@ -339,9 +339,10 @@ def _labels(mappings: list[dict]) -> list[str]:
     flats = [_flat(m) for m in mappings]
     keys = list(dict.fromkeys(k for f in flats for k in f))
     varying = [k for k in keys if k != "seed" and len({json.dumps(f.get(k), default=str) for f in flats}) > 1]
+    varying.sort(key=lambda k: k != "path")  # the path name first, bare
     labels = []
     for f in flats:
-        parts = [str(f.get(k, "-")) if k == "path" else f"{k.split('.')[-1]}={f.get(k, '-')}" for k in varying]
+        parts = [str(f[k]) if k == "path" else f"{k.split('.')[-1]}={f[k]}" for k in varying if k in f]
         labels.append(" ".join(parts) or str(f.get("path", RunConfig.path)))
     return labels
 
@@ -503,8 +504,9 @@ class SweepJob:
         try:
             if self.train:
                 try:
-                    rec = train(cfg, progress=False, should_stop=flag.is_set).record
-                    summary["starts"] = rec.get("starts")
+                    result = train(cfg, progress=False, should_stop=flag.is_set)
+                    summary["starts"] = result.record.get("starts")
+                    summary["weights"] = _digest(result.model)  # equal on every rank of a data-parallel job
                 except Preempted:
                     if rank != 0:
                         raise SystemExit(-1)  # the leader requeues the whole job
@@ -544,6 +546,13 @@ class SweepJob:
         import submitit
 
         return submitit.helpers.DelayedSubmission(self)
+
+
+def _digest(model) -> str:
+    h = hashlib.sha256()
+    for p in model.state_dict().values():
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _init_distributed() -> None:
@@ -592,8 +601,8 @@ def job_states(records: list[dict]) -> dict[str, dict]:
         elif rec["executor"] == "local":
             alive = _pid_alive(int(rec["job_id"]))
             info.update(state="running" if alive else "ended", raw="" if alive else "(process gone)")
-        else:
-            info.update(state="ended", raw="(in-process debug job)")
+        else:  # debug jobs run in-process and leave no result file: judged by the run's records
+            info.update(state="success", raw="(in-process debug job)")
         out[rec["job_id"]] = info
     if slurm:
         raw = _sacct_states([r["job_id"] for r in slurm], slurm[0]["folder"])
@@ -691,12 +700,17 @@ def submit(sweep: Sweep, executor: str, retry_failed: bool = False) -> list:
     if executor == "debug":
         jobs = [ex.submit(j) for j in jobs_in]
     else:
-        try:
-            with ex.batch():
-                jobs = [ex.submit(j) for j in jobs_in]
-        except Exception as err:  # sbatch refused (bad partition, resources ...): nothing recorded
-            msg = " ".join(str(getattr(err, "stderr", b"") or err).split())
-            raise SweepError(f"submission refused: {msg[:400]}") from None
+        import tempfile
+
+        with tempfile.TemporaryFile(mode="w+") as captured:
+            try:
+                with _stderr_to(captured), ex.batch():  # sbatch's own messages → into our error line
+                    jobs = [ex.submit(j) for j in jobs_in]
+            except Exception as err:  # sbatch refused (bad partition, resources ...): nothing recorded
+                captured.seek(0)
+                lines = [ln.split("error:", 1)[-1].strip() for ln in captured.read().splitlines() if "error" in ln]
+                raise SweepError(f"submission refused: {'; '.join(lines) or str(err).strip().splitlines()[-1]}"
+                                 [:500]) from None
     from .io import append_line
 
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -705,6 +719,29 @@ def submit(sweep: Sweep, executor: str, retry_failed: bool = False) -> list:
                                                  "executor": executor, "folder": str(sweep.folder / "jobs" / "%j"),
                                                  "submitted": now}))
     return jobs
+
+
+class _stderr_to:
+    """Send stderr (fd 2, which sbatch inherits, and sys.stderr) to ``fh`` for a while."""
+
+    def __init__(self, fh) -> None:
+        self.fh, self.saved = fh, None
+
+    def __enter__(self):
+        import contextlib
+        import sys
+
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        os.dup2(self.fh.fileno(), 2)
+        self.redirect = contextlib.redirect_stderr(self.fh)  # and Python-level writes (submitit's)
+        self.redirect.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.redirect.__exit__(*exc)
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
 
 
 def wait(jobs: list, timeout_s: float, progress: bool = True) -> None:

@@ -38,6 +38,16 @@ alive() {
   [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ]
 }
 
+# foreign NAME PIDFILE: NAME is already running, started by someone else (not recorded by us):
+# use it, never stop it.
+foreign() {
+  local pid
+  [ -s "$2" ] || return 1
+  pid=$(cat "$2")
+  [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && ! alive "$1" \
+    && log "adopting $1 ($pid), started outside this checkout: it will not be stopped by 'down'"
+}
+
 record() {  # record NAME PIDFILE: copy the daemon's own pidfile into our state (bounded wait).
   local deadline=$((SECONDS + 15))
   until [ -s "$2" ] && [ "$(cat "/proc/$(cat "$2")/comm" 2>/dev/null)" = "$1" ]; do
@@ -111,7 +121,7 @@ EOF
 }
 
 start_munged() {
-  alive munged && return 0
+  alive munged || foreign munged /run/munge/munged.pid && return 0
   install -d -o munge -g munge -m 0755 /run/munge
   if [ ! -f /etc/munge/munge.key ]; then
     mungekey --create --keyfile=/etc/munge/munge.key
@@ -123,7 +133,7 @@ start_munged() {
 }
 
 start_mariadbd() {
-  alive mariadbd && return 0
+  alive mariadbd || foreign mariadbd /run/mysqld/mysqld.pid && return 0
   install -d -o mysql -g mysql -m 0755 /run/mysqld
   [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db \
     >>"$STATE/daemons.out" 2>&1
@@ -136,7 +146,7 @@ start_mariadbd() {
 }
 
 start_slurmdbd() {
-  alive slurmdbd && return 0
+  alive slurmdbd || foreign slurmdbd /run/slurmdbd.pid && return 0
   local pw
   pw=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
   # Set the DB password only while slurmdbd is down (a running one keeps the password it started with).
@@ -167,7 +177,7 @@ EOF
 
 start_slurmctld() {
   write_slurm_conf
-  if alive slurmctld; then scontrol reconfigure; return 0; fi
+  if alive slurmctld || foreign slurmctld /run/slurmctld.pid; then scontrol reconfigure; return 0; fi
   rm -f /run/slurmctld.pid
   slurmctld </dev/null >>"$STATE/daemons.out" 2>&1
   record slurmctld /run/slurmctld.pid
@@ -181,7 +191,7 @@ node_ready() {
 }
 
 start_slurmd() {
-  if ! alive slurmd; then
+  if ! alive slurmd && ! foreign slurmd /run/slurmd.pid; then
     rm -f /run/slurmd.pid
     slurmd -N localhost </dev/null >>"$STATE/daemons.out" 2>&1
     record slurmd /run/slurmd.pid
@@ -206,7 +216,7 @@ up() {
 
 down() {
   [ -d "$PIDS" ] || { log "nothing to stop (no $PIDS)"; return 0; }
-  if alive slurmctld; then
+  if alive slurmctld; then  # only a cluster we started: cancel its jobs first (slurmstepd outlives slurmd)
     scancel --user=root >/dev/null 2>&1 || true
     local deadline=$((SECONDS + 30))
     while [ -n "$(squeue -h -o %i 2>/dev/null)" ] && ((SECONDS < deadline)); do sleep 0.5; done
@@ -226,7 +236,7 @@ down() {
   done
 }
 
-check() { timeout 20 srun -N1 -n1 true >/dev/null 2>&1; }
+check() { command -v srun >/dev/null && timeout 20 srun -N1 -n1 true >/dev/null 2>&1; }
 
 case "${1:-}" in
   up) up ;;
