@@ -275,6 +275,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return _print_status(Sweep.load(args.spec, overrides=args.set or [], check=False), args.json)
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Paper reproductions (results under results/<what>/)."""
+    if args.what == "toy":
+        from .toy import reproduce_toy
+
+        summary = reproduce_toy(quick=args.quick, out=args.out, dist=args.dist)
+        print(f"wrote {summary['table']} and {', '.join(summary['figures'].values())}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hdfm-bench",
@@ -382,6 +392,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="the [base] overrides the sweep ran with")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("reproduce", help="paper reproductions: toy (JiT §3.7 / HDFM Fig. 3-4, JAX backend)",
+                       description="toy: 2-D data buried in D in {2, 8, 16, 64, 512} dims; x/eps/v-prediction "
+                                   "(v-loss) under noise_fm and hdfm (1-D heat over the D coordinates), 3 seeds, "
+                                   "all models of a (path, D) trained as one vmapped JAX program; sliced "
+                                   "Wasserstein + MMD table, scatter and trajectory figures in results/toy/.")
+    p.add_argument("what", nargs="?", default="toy", choices=["toy"], help="which reproduction (default: toy)")
+    p.add_argument("--quick", action="store_true", help="300 steps, D in {2, 64}, noise_fm, 1 seed (< 1 min)")
+    p.add_argument("--out", default="results/toy", help="output folder (default: %(default)s; --quick: <out>/quick)")
+    p.add_argument("--dist", default="spiral", choices=["spiral", "eight_gaussians", "two_moons"],
+                   help="the 2-D distribution (default: %(default)s)")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("run", help="the default suite: train + sample 4 methods on MNIST (README's main job)",
                        description="Train noise_fm (x-pred, v-loss), hdfm (x-pred), blurring_diffusion "

@@ -69,7 +69,8 @@ def _cached(kind: str, n: int, ref: Array) -> Array:
             "lam": lambda: _axis_eigenvalues_f64(n),
         }[kind]()
         out = xp.asarray(np.array(base), dtype=ref.dtype, device=aac.device(ref))
-        _CACHE[key] = out
+        if "Tracer" not in type(out).__name__:  # under jax.jit the constant is traced: rebuild per trace
+            _CACHE[key] = out
     return out
 
 
