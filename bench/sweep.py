@@ -700,17 +700,13 @@ def submit(sweep: Sweep, executor: str, retry_failed: bool = False) -> list:
     if executor == "debug":
         jobs = [ex.submit(j) for j in jobs_in]
     else:
-        import tempfile
-
-        with tempfile.TemporaryFile(mode="w+") as captured:
-            try:
-                with _stderr_to(captured), ex.batch():  # sbatch's own messages → into our error line
-                    jobs = [ex.submit(j) for j in jobs_in]
-            except Exception as err:  # sbatch refused (bad partition, resources ...): nothing recorded
-                captured.seek(0)
-                lines = [ln.split("error:", 1)[-1].strip() for ln in captured.read().splitlines() if "error" in ln]
-                raise SweepError(f"submission refused: {'; '.join(lines) or str(err).strip().splitlines()[-1]}"
-                                 [:500]) from None
+        try:
+            with _quiet_submitit(), ex.batch():
+                jobs = [ex.submit(j) for j in jobs_in]
+        except Exception as err:  # sbatch refused (bad partition, resources ...): nothing recorded
+            lines = [ln.split("error:", 1)[-1].strip() for ln in str(err).splitlines() if "error:" in ln]
+            raise SweepError(f"submission refused: {'; '.join(dict.fromkeys(lines)) or str(err).strip()}"
+                             [:500]) from None
     from .io import append_line
 
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -721,27 +717,23 @@ def submit(sweep: Sweep, executor: str, retry_failed: bool = False) -> list:
     return jobs
 
 
-class _stderr_to:
-    """Send stderr (fd 2, which sbatch inherits, and sys.stderr) to ``fh`` for a while."""
-
-    def __init__(self, fh) -> None:
-        self.fh, self.saved = fh, None
+class _quiet_submitit:
+    """Keep sbatch's refusal (which submitit prints to sys.stderr, then raises) out of the terminal:
+    it is reported once, as our one-line error."""
 
     def __enter__(self):
         import contextlib
-        import sys
+        import io
 
-        sys.stderr.flush()
-        self.saved = os.dup(2)
-        os.dup2(self.fh.fileno(), 2)
-        self.redirect = contextlib.redirect_stderr(self.fh)  # and Python-level writes (submitit's)
+        from submitit.core.logger import get_logger
+
+        get_logger()  # create submitit's log handler now, bound to the real stderr, not to our buffer
+        self.redirect = contextlib.redirect_stderr(io.StringIO())
         self.redirect.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self.redirect.__exit__(*exc)
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
 
 
 def wait(jobs: list, timeout_s: float, progress: bool = True) -> None:
