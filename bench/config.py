@@ -139,19 +139,23 @@ class RunConfig:
             except tomllib.TOMLDecodeError as err:
                 raise RunConfigError(f"{p}: invalid TOML: {err}") from None
         for item in overrides or []:
-            if "=" not in item:
-                raise RunConfigError(f"override '{item}' must look like key=value")
-            key, raw = item.split("=", 1)
-            value = _parse_value(raw)
-            if "." in key:
-                top, sub = key.split(".", 1)
-                data.setdefault(top, {})
-                if not isinstance(data[top], dict):
-                    raise RunConfigError(f"override '{item}': '{top}' is not a table")
-                data[top] = {**data[top], sub: value}
-            else:
-                data[key] = value
+            apply_override(data, item)
         return cls.from_mapping(data, str(path) if path else "override")
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one ``key=value`` (``a.b=value`` sets key b of table a) to ``data`` in place."""
+    if "=" not in item:
+        raise RunConfigError(f"override '{item}' must look like key=value")
+    key, raw = item.split("=", 1)
+    key, value = key.strip(), _parse_value(raw.strip())
+    if "." in key:
+        top, sub = key.split(".", 1)
+        if not isinstance(data.get(top, {}), dict):
+            raise RunConfigError(f"override '{item}': '{top}' is not a table")
+        data[top] = {**data.get(top, {}), sub: value}
+    else:
+        data[key] = value
 
 
 def _parse_value(raw: str) -> Any:

@@ -43,7 +43,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterable
 
-from .config import RunConfig, RunConfigError, _parse_value
+from .config import RunConfig, RunConfigError, _parse_value, apply_override
 
 SPEC_KEYS = {"name": "sweep name (default: the file name)", "description": "free text",
              "out_dir": "folder of run directories (default: runs)",
@@ -157,9 +157,11 @@ class Sweep:
         store = Path(data.get("store", folder / "results.jsonl")).absolute()
         out_dir = str(Path(data.get("out_dir", "runs")).absolute())
         base = dict(data.get("base", {}))
-        for item in overrides:
-            key, value = _split_assignment(item, "override")
-            _set_dotted(base, key, value)
+        try:
+            for item in overrides:
+                apply_override(base, item)
+        except RunConfigError as err:
+            raise SweepError(str(err)) from None
         mappings = _expand(base, data.get("grid", {}), data.get("include", []), spec)
         evals = _eval_settings(data.get("eval", {}), spec)
         res = {**DEFAULT_RESOURCES, **data.get("slurm", {})}
@@ -527,11 +529,12 @@ class SweepJob:
         from .store import ResultStore
 
         store = ResultStore(self.store)
+        stored = {r.get("eval_key") for r in store.rows()}  # this run's keys are written only by this job
         step = cfg.steps if self.train else int(_read_json(cfg.run_dir() / "run.json").get("step", cfg.steps))
         for e in self.evals:
             setting = EvalSetting(**e)
             key = setting.key(cfg.run_id(), step)
-            if any(r.get("eval_key") == key for r in store.rows()):
+            if key in stored:
                 summary["skipped"].append(key)
                 continue
             if flag.is_set():

@@ -250,7 +250,7 @@ def test_average_gradients_equals_the_full_batch_gradient(tmp_path):
     x, y = torch.randn(8, 5, generator=g), torch.randn(8, 1, generator=g)
     ((model(x) - y) ** 2).mean().backward()
     for rank in range(2):
-        for got, want in zip(torch.load(f"{tmp_path / 'g'}.{rank}"), [p.grad for p in model.parameters()]):
+        for got, want in zip(torch.load(f"{tmp_path / 'g'}.{rank}", weights_only=True), [p.grad for p in model.parameters()]):
             torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
 
 
