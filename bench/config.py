@@ -23,6 +23,7 @@ DOCS = {
     "loss": "loss space: x | eps | v | prev_mean ('' = the path's default for the target)",
     "norm": "loss norm: l2 | l1 ('' = the path's default)",
     "backbone": "network: vit | unet | mlp",
+    "backend": "training framework: torch | jax (equinox twins of vit and mlp; optax AdamW under jit)",
     "backbone_params": "backbone parameters, e.g. size=tiny, patch=4",
     "conditional": "class-conditional training (label dropout, CFG at sampling)",
     "label_dropout": "probability of replacing the label by the null class",
@@ -59,6 +60,7 @@ class RunConfig:
     norm: str = ""            # "" = the path's default norm (l2; l1 for cold_blur)
     backbone: str = "vit"
     backbone_params: dict = dataclasses.field(default_factory=dict)
+    backend: str = "torch"    # torch | jax (bench/jax): same paths, objective and samplers
     conditional: bool = True  # class-conditional with label dropout (CFG at sampling)
     label_dropout: float = 0.1
     # the budget (identical across compared runs)
@@ -90,6 +92,7 @@ class RunConfig:
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got '{self.device}'"),
+            (self.backend in ("torch", "jax"), f"backend must be torch or jax, got '{self.backend}'"),
             (len(self.ema_decays) >= 1 and all(0 < d < 1 for d in self.ema_decays),
              f"ema_decays must be numbers in (0, 1), got {list(self.ema_decays)}"),
         ]
@@ -105,6 +108,8 @@ class RunConfig:
 
     def run_id(self) -> str:
         d = {k: v for k, v in self.to_dict().items() if k not in self.RUN_ID_EXCLUDES}
+        if d["backend"] == "torch":  # the default: run ids from before the JAX backend stay valid
+            del d["backend"]
         digest = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
         return f"{self.task}-{self.path}-{self.target or 'default'}-{digest}"
 

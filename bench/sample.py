@@ -94,14 +94,21 @@ def generate(run_dir: str | Path, *, sampler: str | None = None, steps: int | No
             if callback is not None:
                 callback(**state)
 
-        res = smp.sample(path, guided, z0, target, noise=lambda i: torch.randn(shape, generator=g),
-                         callback=on_step)
-    samples = res.samples.clamp(-1, 1)
+        if cfg.backend == "jax":  # the same sampler on jax arrays; samples cross to torch at the end
+            from .jax.sample import run_sampler
+
+            samples, z0, res = run_sampler(smp, path, target, model, labels, guided.null, cfg_scale, cfg_interval,
+                                           eps, data, seed, callback=on_step)
+        else:
+            res = smp.sample(path, guided, z0, target, noise=lambda i: torch.randn(shape, generator=g),
+                             callback=on_step)
+            samples = res.samples
+    samples = samples.clamp(-1, 1)
     protocol = {"run_id": cfg.run_id(), "checkpoint_step": int(state["step"]), "sampler": name,
                 "sampler_params": {k: v for k, v in params.items()}, "steps": smp.num_steps(path),
                 "nfe": res.nfe, "nfe_per_sample_branch": res.calls, "cfg_scale": cfg_scale,
                 "cfg_interval": list(cfg_interval), "ema": ema, "seed": seed, "n": n,
-                "target": target}
+                "target": target, "backend": cfg.backend}
     return {"samples": samples, "labels": labels, "protocol": protocol, "z0": z0, "config": cfg,
             "parameters": sum(q.numel() for q in model.parameters())}
 

@@ -169,6 +169,10 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
     run, gradients are averaged over ranks, and only rank 0 writes checkpoints and records.
     Noise and times come from a per-rank generator (rank 0's is the single-process one).
     """
+    if cfg.backend == "jax":
+        from .jax.trainer import train_jax
+
+        return train_jax(cfg, progress=progress, stop_at=stop_at, on_step=on_step, should_stop=should_stop)
     task, path, objective, model = build(cfg)
     rank, world = _dist()
     if cfg.batch_size % world:

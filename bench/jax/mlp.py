@@ -42,7 +42,9 @@ class ToyMLP(eqx.Module):
     t_out: Linear
     layers: list
 
-    def __call__(self, z: jax.Array, t: jax.Array) -> jax.Array:
+    def __call__(self, z: jax.Array, t: jax.Array, y: jax.Array | None = None) -> jax.Array:
+        if y is not None:
+            raise ValueError("the JAX toy MLP is unconditional; got class labels")
         emb = self.t_out(jax.nn.silu(self.t_in(timestep_embedding(t))))
         h = jnp.concatenate([z, emb.astype(z.dtype)], axis=-1)
         for i, layer in enumerate(self.layers):
@@ -80,3 +82,17 @@ def from_torch(model) -> ToyMLP:
 
     linears = [m for m in model.net if hasattr(m, "weight")]
     return ToyMLP(t_in=lin(model.t_embed.mlp[0]), t_out=lin(model.t_embed.mlp[2]), layers=[lin(m) for m in linears])
+
+
+def to_state_dict(model: ToyMLP) -> dict:
+    """Parameters as torch tensors under the torch MLP's names (inverse of :func:`from_torch`)."""
+    import numpy as np
+    import torch
+
+    out = {}
+    named = [("t_embed.mlp.0", model.t_in), ("t_embed.mlp.2", model.t_out)]
+    named += [(f"net.{2 * i}", lin) for i, lin in enumerate(model.layers)]  # ReLUs sit between Linears
+    for name, lin in named:
+        out[f"{name}.weight"] = torch.from_numpy(np.array(lin.weight))
+        out[f"{name}.bias"] = torch.from_numpy(np.array(lin.bias))
+    return out
