@@ -163,7 +163,8 @@ class Sweep:
         except RunConfigError as err:
             raise SweepError(str(err)) from None
         mappings = _expand(base, data.get("grid", {}), data.get("include", []), spec)
-        evals = _eval_settings(data.get("eval", {}), spec)
+        global_eval = data.get("eval", {})
+        evals = _eval_settings(global_eval, spec)
         res = {**DEFAULT_RESOURCES, **data.get("slurm", {})}
         for item in resources:
             key, value = _split_assignment(item, "--slurm")
@@ -173,6 +174,10 @@ class Sweep:
         runs, seen = [], {}
         labels = _labels(mappings)
         for mapping, label in zip(mappings, labels):
+            # an [[include]] may carry its own `eval` table, merged over [eval] (e.g. a level
+            # sampler whose step budget is fixed by the path: steps = ["default"])
+            own_eval = mapping.pop(_RUN_EVAL, None)
+            run_evals = evals if own_eval is None else _eval_settings({**global_eval, **own_eval}, spec)
             try:
                 cfg = RunConfig.from_mapping({**mapping, "out_dir": out_dir}, source=str(spec))
             except RunConfigError as err:
@@ -180,7 +185,7 @@ class Sweep:
             if cfg.run_id() in seen:
                 raise SweepError(f"{spec}: runs {seen[cfg.run_id()]!r} and {label!r} resolve to the same config")
             seen[cfg.run_id()] = label
-            runs.append(SweepRun(cfg, label, [_resolve_eval(e, cfg, spec) for e in evals]))
+            runs.append(SweepRun(cfg, label, [_resolve_eval(e, cfg, spec) for e in run_evals]))
         sweep = cls(name, spec, folder, store, runs, res, eval_only)
         if check:
             sweep.validate()
@@ -312,17 +317,28 @@ def _product(base: dict, axes: dict, where: str) -> list[dict]:
     return out
 
 
+_RUN_EVAL = "\0eval"  # key of an [[include]]'s own eval table inside an expanded mapping
+
+
 def _expand(base: dict, grid: dict, include: list, spec: Path) -> list[dict]:
     if not isinstance(grid, dict) or not isinstance(include, list):
         raise SweepError(f"{spec}: [grid] must be a table and [[include]] a list of tables")
     runs = _product(base, grid, f"{spec} [grid]") if grid or not include else []
     for i, extra in enumerate(include):
+        extra = dict(extra)
+        own_eval = extra.pop("eval", None)
+        if own_eval is not None and not isinstance(own_eval, dict):
+            raise SweepError(f"{spec} [[include]] #{i + 1}: 'eval' must be a table, got {own_eval!r}")
         axes = {k: v for k, v in extra.items() if isinstance(v, list) and k != "ema_decays"}
         fixed = {k: v for k, v in extra.items() if k not in axes}
         merged = json.loads(json.dumps(base))
         for k, v in fixed.items():
             _set_dotted(merged, k, v)
-        runs += _product(merged, axes, f"{spec} [[include]] #{i + 1}")
+        expanded = _product(merged, axes, f"{spec} [[include]] #{i + 1}")
+        if own_eval is not None:
+            for m in expanded:
+                m[_RUN_EVAL] = own_eval
+        runs += expanded
     return runs
 
 
@@ -338,7 +354,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def _labels(mappings: list[dict]) -> list[str]:
     """Row labels from the axes that vary across runs (seeds excluded: they are aggregated)."""
-    flats = [_flat(m) for m in mappings]
+    flats = [_flat({k: v for k, v in m.items() if k != _RUN_EVAL}) for m in mappings]
     keys = list(dict.fromkeys(k for f in flats for k in f))
     varying = [k for k in keys if k != "seed" and len({json.dumps(f.get(k), default=str) for f in flats}) > 1]
     varying.sort(key=lambda k: k != "path")  # the path name first, bare
