@@ -231,7 +231,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweep as sw
 
     sweep = sw.Sweep.load(args.spec, overrides=args.set or [], resources=args.slurm or [],
-                          eval_only=True if args.eval_only else None)
+                          eval_only=True if args.eval_only else None, check_data=not args.dry_run)
     if args.dry_run:
         print(sw.dry_run(sweep, args.executor))
         return 0
@@ -280,8 +280,20 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.what == "toy":
         from .toy import reproduce_toy
 
-        summary = reproduce_toy(quick=args.quick, out=args.out, dist=args.dist)
+        summary = reproduce_toy(quick=args.quick, out=args.out or "results/toy", dist=args.dist)
         print(f"wrote {summary['table']} and {', '.join(summary['figures'].values())}")
+    elif args.what == "ablation":
+        from .ablation import reproduce_ablation
+
+        summary = reproduce_ablation(quick=args.quick, out=args.out or "results/ablation", executor=args.executor,
+                                     spec=args.spec, sets=args.set or [])
+        print(f"wrote {summary['table']} and {summary['figure']}")
+    else:
+        from .spectral_repro import reproduce_spectral
+
+        summary = reproduce_spectral(quick=args.quick, out=args.out or "results/spectral", executor=args.executor,
+                                     sets=args.set or [], spec=args.spec)
+        print(f"wrote {summary['table']} and {', '.join(summary['figures'])}")
     return 0
 
 
@@ -393,16 +405,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("reproduce", help="paper reproductions: toy (JiT §3.7 / HDFM Fig. 3-4, JAX backend)",
-                       description="toy: 2-D data buried in D in {2, 8, 16, 64, 512} dims; x/eps/v-prediction "
-                                   "(v-loss) under noise_fm and hdfm (1-D heat over the D coordinates), 3 seeds, "
-                                   "all models of a (path, D) trained as one vmapped JAX program; sliced "
-                                   "Wasserstein + MMD table, scatter and trajectory figures in results/toy/.")
-    p.add_argument("what", nargs="?", default="toy", choices=["toy"], help="which reproduction (default: toy)")
-    p.add_argument("--quick", action="store_true", help="300 steps, D in {2, 64}, noise_fm, 1 seed (< 1 min)")
-    p.add_argument("--out", default="results/toy", help="output folder (default: %(default)s; --quick: <out>/quick)")
+    p = sub.add_parser("reproduce", help="paper reproductions: toy (JAX), ablation, spectral (HDFM Fig. 5)",
+                       description="toy: JiT §3.7 / HDFM Fig. 3-4 — 2-D data buried in D in {2, 8, 16, 64, 512} dims; "
+                                   "x/eps/v-prediction (v-loss) under noise_fm and hdfm, 3 seeds, one vmapped JAX "
+                                   "program per (path, D); sliced Wasserstein + MMD table, scatter and trajectory "
+                                   "figures. ablation: HDFM's ablation (blur on/off x x/v/eps-prediction + BDM, "
+                                   "IHDM, cold blur, HDFM code) on MNIST, 3 seeds, sampler budgets 10/20/50 "
+                                   "(bench/specs/ablation-mnist.toml). spectral: HDFM Fig. 5 — R_hf along sampling "
+                                   "for full noise, HDFM, pure blur and HDFM with blur attenuated by r; exact vs "
+                                   "adaptive beta. Outputs under results/<what>/ (--quick: <out>/quick).")
+    p.add_argument("what", nargs="?", default="toy", choices=["toy", "ablation", "spectral"],
+                   help="which reproduction (default: toy)")
+    p.add_argument("--quick", action="store_true", help="a small budget for a first look (about a minute)")
+    p.add_argument("--out", default=None, help="output folder (default: results/<what>; --quick: <out>/quick)")
     p.add_argument("--dist", default="spiral", choices=["spiral", "eight_gaussians", "two_moons"],
-                   help="the 2-D distribution (default: %(default)s)")
+                   help="toy: the 2-D distribution (default: %(default)s)")
+    p.add_argument("--executor", default="debug", choices=["debug", "local", "slurm"],
+                   help="ablation/spectral: where the runs train (debug = in this process, one by one; "
+                        "default: %(default)s)")
+    p.add_argument("--spec", default=None, help="ablation/spectral: another sweep spec (default: bench/specs/ablation-mnist.toml, "
+                        "bench/specs/spectral-mnist.toml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="ablation/spectral: override a [base] field of the spec, e.g. task=cifar10")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("run", help="the default suite: train + sample 4 methods on MNIST (README's main job)",

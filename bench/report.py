@@ -70,9 +70,14 @@ def _budget_key(b) -> dict:
 
 def aggregate(df: pd.DataFrame, row: str = "method", column: str = "metric",
               seed_field: str = "seed") -> pd.DataFrame:
-    """Mean, std, best and count over seeds for each (row, column)."""
+    """Mean, std, best and count over seeds for each (row, column).
+
+    A "seed" is one (run, sampling seed) pair: rows of the same method from runs trained with
+    different seeds (a sweep's seed axis) count as separate seeds, as do sampling seeds of one run."""
     proto = _protocol(df)
-    df = df.assign(_seed=proto[seed_field] if seed_field in proto else 0)
+    sampling = proto[seed_field].astype(str) if seed_field in proto else "0"
+    run = df["run_id"].astype(str) if "run_id" in df else ""
+    df = df.assign(_seed=run + "/" + sampling)
     out = []
     for (r, c), g in df.groupby([row, column], sort=False):
         vals = g["value"].astype(float)

@@ -139,16 +139,19 @@ class Sweep:
 
     @classmethod
     def load(cls, spec: str | Path, overrides: Iterable[str] = (), resources: Iterable[str] = (),
-             eval_only: bool | None = None, check: bool = True) -> "Sweep":
+             eval_only: bool | None = None, check: bool = True, data: dict | None = None,
+             check_data: bool = True) -> "Sweep":
         """Parse, expand and validate a spec. ``overrides``: ``key=value`` on [base];
-        ``resources``: ``key=value`` on [slurm]. Raises :class:`SweepError` naming the problem."""
+        ``resources``: ``key=value`` on [slurm]; ``data``: the parsed spec, when a caller edited
+        it (``spec`` then only names it in messages). Raises :class:`SweepError` naming the problem."""
         spec = Path(spec)
-        if not spec.is_file():
-            raise SweepError(f"sweep spec not found: {spec}")
-        try:
-            data = tomllib.loads(spec.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise SweepError(f"{spec}: invalid TOML: {err}") from None
+        if data is None:
+            if not spec.is_file():
+                raise SweepError(f"sweep spec not found: {spec}")
+            try:
+                data = tomllib.loads(spec.read_text())
+            except tomllib.TOMLDecodeError as err:
+                raise SweepError(f"{spec}: invalid TOML: {err}") from None
         unknown = sorted(set(data) - set(SPEC_KEYS))
         if unknown:
             raise SweepError(f"{spec}: unknown key(s) {', '.join(unknown)}; known: {', '.join(SPEC_KEYS)}")
@@ -188,12 +191,14 @@ class Sweep:
             runs.append(SweepRun(cfg, label, [_resolve_eval(e, cfg, spec) for e in run_evals]))
         sweep = cls(name, spec, folder, store, runs, res, eval_only)
         if check:
-            sweep.validate()
+            sweep.validate(check_data)
         return sweep
 
     # ---- validation before anything is submitted ----
-    def validate(self) -> None:
-        """Every name, parameter and combination, without building a model or reading data."""
+    def validate(self, check_data: bool = True) -> None:
+        """Every name, parameter and combination, without building a model or reading data.
+
+        ``check_data=False`` (dry runs): the tasks' data folders need not exist on this machine."""
         import torch
 
         from methods import ConfigError, Objective, get_path, get_sampler
@@ -204,7 +209,7 @@ class Sweep:
         for run in self.runs:
             cfg, where = run.config, f"{self.spec_path}: run {run.label!r}"
             try:
-                task = get_task(cfg.task, **cfg.task_params)
+                task = get_task(cfg.task, check_data=check_data, **cfg.task_params)
                 path = get_path(cfg.path, **cfg.path_params)
                 target = Objective(path, cfg.target or None, cfg.loss or None, cfg.norm or None).target
                 with torch.device("meta"):  # names and parameters checked, no memory used
@@ -798,6 +803,16 @@ def sweep_frame(sweep: Sweep):
     return df.sort_values("method", key=lambda col: col.map(order), kind="stable")
 
 
+def _data_present(cfg: RunConfig) -> bool:
+    from tasks import TaskError, get_task
+
+    try:
+        get_task(cfg.task, **cfg.task_params)
+        return True
+    except TaskError:
+        return False
+
+
 def dry_run(sweep: Sweep, executor: str) -> str:
     """Every resolved run, its evaluations, and the job array with its resources (sbatch script)."""
     from tabulate import tabulate
@@ -807,9 +822,21 @@ def dry_run(sweep: Sweep, executor: str) -> str:
     text = [f"sweep '{sweep.name}' ({sweep.spec_path}): {len(sweep.runs)} run(s), "
             f"{sum(len(r.evals) for r in sweep.runs)} evaluation(s); store {sweep.store}",
             tabulate(rows, headers=["run_id", "label", "task", "backbone", "steps", "batch", "evals"],
-                     tablefmt="github"), "", "evaluation settings (per run):"]
-    text += [f"  {e.sampler} steps={e.steps or 'default'} cfg={e.cfg_scale:g} ema={e.ema} seed={e.seed} n={e.n}"
-             for e in sweep.runs[0].evals] if sweep.runs else []
+                     tablefmt="github")]
+    groups: dict[str, tuple[list, list[str]]] = {}  # runs sharing one list of evaluation settings
+    for r in sweep.runs:
+        key = json.dumps([dataclasses.asdict(e) for e in r.evals], sort_keys=True, default=str)
+        groups.setdefault(key, (r.evals, []))[1].append(r.label)
+    for evals, labels in groups.values():
+        who = "every run" if len(groups) == 1 else ", ".join(dict.fromkeys(labels))
+        text += ["", f"evaluation settings ({who}):"]
+        text += [f"  {e.sampler} steps={e.steps or 'default'} cfg={e.cfg_scale:g} ema={e.ema} seed={e.seed} n={e.n}"
+                 f" extractor={e.extractor or 'task default'} reference={e.reference_split or 'task default'}"
+                 for e in evals]
+    absent = sorted({f"{r.config.task} {r.config.task_params}" for r in sweep.runs
+                     if not _data_present(r.config)})
+    if absent:
+        text.append(f"\ndata not on this machine (names and shapes checked, files not): {'; '.join(absent)}")
     res = dict(sweep.resources)
     text.append(f"\njob array: {len(sweep.runs)} task(s) via executor '{executor}'; resources: "
                 + ", ".join(f"{k}={v}" for k, v in res.items()))

@@ -98,7 +98,7 @@ class Task:
     summary: ClassVar[str] = ""
     params: ClassVar[dict[str, Param]] = {}
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, *, check_data: bool = True, **params: Any) -> None:
         resolved: dict[str, Any] = {}
         for key in params:
             if key not in self.params:
@@ -124,11 +124,16 @@ class Task:
             resolved[key] = value
         self.config: dict[str, Any] = resolved
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._setup()
+        self.data_checked = check_data
+        self._setup() if check_data else self._declare()
 
     # ---- to override -----------------------------------------------------------------------
     def _setup(self) -> None:
         """Check the resolved parameters / paths at construction (cheap; no data loading)."""
+
+    def _declare(self) -> None:
+        """``check_data=False`` (a dry run on a machine without the data): set what ``shape`` and
+        ``num_classes`` need from the parameters alone, touching no file."""
 
     def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(x in [-1, 1] float32, y long) for one valid split."""
@@ -152,6 +157,8 @@ class Task:
 
         The result is cached on the task; callers must not modify it in place.
         """
+        if not self.data_checked:
+            raise TaskError(f"task '{self.name}' was declared without its data (check_data=False); it cannot load")
         if split not in self.splits:
             raise TaskError(f"task '{self.name}' has no split '{split}'; splits: {', '.join(self.splits)}")
         if split not in self._cache:
@@ -207,8 +214,11 @@ def list_tasks() -> list[str]:
     return list(TASKS)
 
 
-def get_task(name: str, **params: Any) -> Task:
-    """The task registered as ``name`` with validated parameters."""
+def get_task(name: str, *, check_data: bool = True, **params: Any) -> Task:
+    """The task registered as ``name`` with validated parameters.
+
+    ``check_data=False`` validates the parameters only (no file is touched): for dry runs of
+    specs whose data lives on the cluster, not here."""
     if name not in TASKS:
         raise TaskError(f"unknown task '{name}'; known: {', '.join(TASKS)}")
-    return TASKS[name](**params)
+    return TASKS[name](check_data=check_data, **params)

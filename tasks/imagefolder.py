@@ -67,7 +67,14 @@ class ImageFolderTask(Task):
         "root": Param(Path, None, "the image folder", required=True),
         "resolution": Param(int, 64, "side of the square images after crop + resize", minimum=1),
         "hflip": Param(bool, False, "random horizontal flips as a training-time augmentation"),
+        "classes": Param(int, 0, "expected number of class folders (0 = whatever the folder holds); checked "
+                                 "when the folder is read, and what a dry run without the data assumes"),
     }
+
+    def _declare(self) -> None:
+        self.root = Path(self.config["root"])
+        self.split_dirs = {"train": self.root / "train", "val": self.root / "val"}
+        self.classes = [str(i) for i in range(self.config["classes"])]
 
     def _setup(self) -> None:
         self.root = Path(self.config["root"])
@@ -82,6 +89,9 @@ class ImageFolderTask(Task):
             split_dirs = {"train": self.root}
         self.split_dirs = split_dirs
         self.classes = self._classes(split_dirs["train"])
+        if self.config["classes"] and len(self.classes) != self.config["classes"]:
+            raise TaskError(f"imagefolder: {split_dirs['train']} holds {len(self.classes)} class folders, "
+                            f"expected classes={self.config['classes']}")
         self._files: dict[str, list[tuple[Path, int]]] = {}
         for split, folder in split_dirs.items():
             files = self._scan(folder)
