@@ -214,7 +214,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The default suite (the README's main job)."""
     from .suite import run_suite
 
-    summary = run_suite(quick=args.quick, results=args.results, out_dir=args.out_dir, methods=args.method)
+    results = args.results or ("results/suite" if args.backend == "torch" else f"results/suite-{args.backend}")
+    summary = run_suite(quick=args.quick, results=results, out_dir=args.out_dir, methods=args.method,
+                        backend=args.backend)
     for name, m in summary["methods"].items():
         print(f"{name:<20} loss {m['final_loss']:.4f}  train {m['train_s']:>6.1f} s  sample+evaluate "
               f"{m['sample_s']:>5.1f} s  NFE {m['protocol']['nfe']:>4}  -> {m['grid']}")
@@ -325,8 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Side-by-side speed benchmarks; each writes its own section of "
                                    "the output Markdown file (medians, ratios, the machine).")
     p.add_argument("--only", action="append", metavar="NAME",
-                   help="run only this benchmark (repeatable); known: spectral, metrics")
-    p.add_argument("--repeats", type=int, default=50, help="timed calls per measurement (default: %(default)s)")
+                   choices=["spectral", "metrics", "toy", "overhead", "sampler", "suite", "gpu"],
+                   help="run only this benchmark (repeatable): spectral (blur operator vs FFT DCT), metrics "
+                        "(FID/KID/PR on 10k), toy (JAX vmapped vs torch), overhead (path + loss per training "
+                        "step), sampler (per NFE), suite (the default suite's wall time and memory, ~14 min), "
+                        "gpu (ViT-B images/s; needs CUDA). Default: all")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed calls per measurement (default: each benchmark's own: 30, 3, 1, 30, 10, 1, 10)")
     p.add_argument("--out", default="results/perf.md", help="Markdown file to update (default: %(default)s)")
     p.set_defaults(func=cmd_perf)
 
@@ -435,8 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "class-conditionally and write a grid per method. Re-running resumes.")
     p.add_argument("--quick", action="store_true", help="a small budget for a first look (< 3 min)")
     p.add_argument("--method", action="append", help="only this method (repeatable)")
-    p.add_argument("--results", default="results/suite", help="where grids go (default: %(default)s)")
+    p.add_argument("--results", default=None,
+                   help="where grids and tables go (default: results/suite, or results/suite-jax with --backend jax)")
     p.add_argument("--out-dir", default="runs", help="where runs/checkpoints go (default: %(default)s)")
+    p.add_argument("--backend", default="torch", choices=["torch", "jax"],
+                   help="training framework (default: %(default)s; jax = the equinox twins, other run ids)")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -242,16 +242,23 @@ def toy_benchmark(repeats: int = 1, dim: int = 16, steps: int = 300, batch: int 
     return body, [{"backend": "jax", "seconds": j}, {"backend": "torch", "seconds": t}]
 
 
-BENCHMARKS = {"spectral": spectral_benchmark, "metrics": metrics_benchmark, "toy": toy_benchmark}
+from .perf_steps import gpu_benchmark, overhead_benchmark, sampler_benchmark, suite_benchmark  # noqa: E402
+
+BENCHMARKS = {"spectral": spectral_benchmark, "metrics": metrics_benchmark, "toy": toy_benchmark,
+              "overhead": overhead_benchmark, "sampler": sampler_benchmark, "suite": suite_benchmark,
+              "gpu": gpu_benchmark}
+# repetitions per benchmark when --repeats is not given (the suite runs for ~14 min: once)
+DEFAULT_REPEATS = {"spectral": 30, "metrics": 3, "toy": 1, "overhead": 30, "sampler": 10, "suite": 1, "gpu": 10}
 
 
-def run(only: list[str] | None = None, out: str | Path = "results/perf.md", repeats: int = 30) -> Path:
+def run(only: list[str] | None = None, out: str | Path = "results/perf.md", repeats: int | None = None) -> Path:
+    """Run the named benchmarks (default: all) and replace their sections of ``out``."""
     names = only or list(BENCHMARKS)
     for name in names:
         if name not in BENCHMARKS:
             raise ValueError(f"unknown benchmark '{name}'; known: {', '.join(BENCHMARKS)}")
     for name in names:
-        body, _ = BENCHMARKS[name](repeats=repeats if name == "spectral" else 1 if name == "toy" else 3)
+        body, _ = BENCHMARKS[name](repeats=repeats or DEFAULT_REPEATS[name])
         print(body)
         update_section(out, name, body)
     return Path(out)

@@ -50,13 +50,15 @@ SAMPLING = {
 }
 
 
-def configs(quick: bool = False, out_dir: str = "runs", methods: list[str] | None = None) -> dict[str, RunConfig]:
+def configs(quick: bool = False, out_dir: str = "runs", methods: list[str] | None = None,
+            backend: str = "torch") -> dict[str, RunConfig]:
     chosen = methods or list(METHODS)
     for m in chosen:
         if m not in METHODS:
             raise ValueError(f"unknown suite method '{m}'; known: {', '.join(METHODS)}")
     extra = QUICK if quick else FULL
-    return {m: RunConfig.from_mapping({**BUDGET, **extra, **METHODS[m], "out_dir": out_dir}, source="suite")
+    return {m: RunConfig.from_mapping({**BUDGET, **extra, **METHODS[m], "out_dir": out_dir, "backend": backend},
+                                      source="suite")
             for m in chosen}
 
 
@@ -64,14 +66,17 @@ TABLE_COLUMNS = ["fid", "kid", "precision", "recall", "class_accuracy", "r_hf", 
 
 
 def run_suite(quick: bool = False, results: str | Path = "results/suite", out_dir: str = "runs",
-              methods: list[str] | None = None, n_samples: int = 100, n_eval: int | None = None) -> dict:
-    """Train (or resume), sample and evaluate every method; write grids, the table and the plots."""
+              methods: list[str] | None = None, n_samples: int = 100, n_eval: int | None = None,
+              backend: str = "torch") -> dict:
+    """Train (or resume), sample and evaluate every method; write grids, the table and the plots.
+
+    ``backend="jax"`` trains and samples the same configs with the JAX backend (other run ids)."""
     from .evaluate import evaluate_run
     from .sample import write_samples
     from .store import ResultStore
     from .train import train
 
-    cfgs = configs(quick, out_dir, methods)
+    cfgs = configs(quick, out_dir, methods, backend)
     n_eval = n_eval or (100 if quick else 500)  # --quick: a first look in under 3 minutes
     results = Path(results) / ("quick" if quick else "")
     total = sum(c.steps for c in cfgs.values())

@@ -102,3 +102,13 @@ def test_sampling_a_jax_run_counts_nfe_and_crosses_to_torch(tmp_path):
     assert [t for t, _ in seen] == pytest.approx([0.25, 0.5, 0.75, 1.0]) and seen[0][1] is torch.Tensor
     again = generate(cfg.run_dir(), steps=4, cfg_scale=2.0, ema=0.9, n=20, seed=1)["samples"]
     assert torch.equal(again, s)  # seeded: reproducible
+
+
+def test_suite_configs_take_the_backend():
+    from bench.suite import configs
+
+    torch_cfgs, jax_cfgs = configs(quick=True), configs(quick=True, backend="jax")
+    for name in torch_cfgs:
+        assert jax_cfgs[name].backend == "jax" and jax_cfgs[name].run_id() != torch_cfgs[name].run_id()
+        assert RunConfig.from_mapping({**jax_cfgs[name].to_dict(), "backend": "torch"}).run_id() == \
+            torch_cfgs[name].run_id()

@@ -6,8 +6,8 @@ with the same linear warm-up, after global-norm gradient clipping.
 
 ``train_models`` trains M models at once — one per (seed, target) — as one vmapped, jitted program:
 models that share shapes (same path and D) but differ in seed or prediction target. The target
-is selected per model inside the vmapped loss with ``lax.switch`` (under vmap every branch is
-computed and one is kept; the branches are cheap next to the network).
+is selected per model inside the vmapped loss with ``lax.switch`` over the loss only (under vmap
+every branch is computed and one is kept; the network runs once, the branches are cheap).
 """
 from __future__ import annotations
 
@@ -62,8 +62,11 @@ def train_models(path, targets: Sequence[str], seeds: Sequence[int], data: jax.A
         x = data[jax.random.randint(k_idx, (batch_size,), 0, data.shape[0])]
         eps = jax.random.normal(k_eps, x.shape)
         t = path.sample_t(jax.random.uniform(k_t, (batch_size,)))
-        branches = [lambda m, o=o: loss_fn(m, o, x, eps, t) for o in objectives]
-        loss, grads = jax.value_and_grad(lambda m: jax.lax.switch(ti, branches, m))(model)
+        z = path.corrupt(x, eps, t)
+        # the network runs once; only the loss is switched (under vmap lax.switch evaluates every
+        # branch, so switching over the whole loss_fn would run the network once per target)
+        branches = [lambda raw, o=o: o.loss(raw, x, eps, t, z).mean() for o in objectives]
+        loss, grads = jax.value_and_grad(lambda m: jax.lax.switch(ti, branches, m(z, t)))(model)
         updates, state = opt.update(grads, state, model)
         return optax.apply_updates(model, updates), state, loss
 
