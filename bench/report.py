@@ -54,10 +54,14 @@ def check_protocols(df: pd.DataFrame, column: str = "metric", allow_mixed: bool 
                 if not allow_mixed:
                     raise TableError(msg)
                 warnings.append(msg)
-    if "budget" in proto:
+    if "budget" in proto:  # compared within a column (columns may differ, e.g. the toy's D)
         budgets = proto["budget"].map(lambda b: json.dumps(_budget_key(b), sort_keys=True))
-        if budgets.nunique() > 1:
-            odd = df.loc[budgets != budgets.mode().iloc[0], "method"].unique()
+        odd: dict = {}
+        for _, idx in df.groupby(column).groups.items():
+            col = budgets.loc[idx]
+            if col.nunique() > 1:
+                odd.update(dict.fromkeys(df.loc[col.index[col != col.mode().iloc[0]], "method"]))
+        if odd:
             warnings.append(f"budget differs for: {', '.join(map(str, odd))} (flagged †)")
     return warnings
 
