@@ -19,7 +19,7 @@ import numpy as np
 TARGETS = ("x", "eps", "v")
 FULL = {"paths": ("noise_fm", "hdfm"), "dims": (2, 8, 16, 64, 512), "seeds": (0, 1, 2), "steps": 2000,
         "batch_size": 256, "lr": 1e-3, "warmup": 50, "n_eval": 1000, "sampler_steps": 50}
-QUICK = {"paths": ("noise_fm",), "dims": (2, 64), "seeds": (0,), "steps": 600, "batch_size": 128, "lr": 2e-3,
+QUICK = {"paths": ("noise_fm",), "dims": (2, 512), "seeds": (0,), "steps": 600, "batch_size": 128, "lr": 2e-3,
          "warmup": 20, "n_eval": 500, "sampler_steps": 20}
 TRAJECTORY = {"path": "hdfm", "dim": 16, "target": "x", "particles": 8}
 
