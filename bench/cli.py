@@ -327,7 +327,6 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Side-by-side speed benchmarks; each writes its own section of "
                                    "the output Markdown file (medians, ratios, the machine).")
     p.add_argument("--only", action="append", metavar="NAME",
-                   choices=["spectral", "metrics", "toy", "overhead", "sampler", "suite", "gpu"],
                    help="run only this benchmark (repeatable): spectral (blur operator vs FFT DCT), metrics "
                         "(FID/KID/PR on 10k), toy (JAX vmapped vs torch), overhead (path + loss per training "
                         "step), sampler (per NFE), suite (the default suite's wall time and memory, ~14 min), "
