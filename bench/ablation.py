@@ -139,16 +139,17 @@ def claim_text(claim: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_store(rows: pd.DataFrame, dest: Path) -> None:
+def _copy_rows(sweep, dest: Path) -> None:
+    """The sweep's rows, as stored, into a fresh results store at ``dest`` (replaced at once)."""
     from .io import atomic_path
+    from .store import ResultStore
 
+    keys = {k for run in sweep.runs for k in run.eval_keys(sweep.eval_only)}
+    rows = [r for r in ResultStore(sweep.store).rows() if r.get("eval_key") in keys]
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
-        with open(tmp, "w") as f:
-            for rec in rows.to_dict("records"):
-                rec["protocol"] = json.loads(rec.pop("protocol_json"))
-                f.write(json.dumps({k: v for k, v in rec.items() if not (isinstance(v, float) and np.isnan(v))},
-                                   default=str) + "\n")
+        tmp.unlink(missing_ok=True)
+        ResultStore(tmp).append(rows)
 
 
 def reproduce_ablation(quick: bool = False, out: str | Path = "results/ablation", executor: str = "debug",
@@ -168,7 +169,7 @@ def reproduce_ablation(quick: bool = False, out: str | Path = "results/ablation"
             f"n = {e.n} samples vs the {e.reference_split} split, extractor {e.extractor}. Spec: {spec}.\n\n")
     text = head + tables + "\n**Claim check**\n\n" + claim_text(claim) + "\n"
     write_text(out / "table.md", text)
-    _write_store(rows, out / "results.jsonl")
+    _copy_rows(sweep, out / "results.jsonl")
     fig = plot_fid_vs_nfe(_frame(rows), out / "fid_vs_nfe.png")
     summary = {"spec": str(spec), "claim": claim, "table": str(out / "table.md"), "figure": str(fig)}
     write_text(out / "summary.json", json.dumps(summary, indent=2))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .ablation import SPECTRAL_SPEC, _rows, _write_store, run_sweep
+from .ablation import SPECTRAL_SPEC, _copy_rows, _rows, run_sweep
 
 DEFAULT_A = 0.5  # HDFM's a; r = a / 0.5
 
@@ -104,7 +104,7 @@ def reproduce_spectral(quick: bool = False, out: str | Path = "results/spectral"
             f"ratio generated / real (methods.md §9, our definition). Spec: {spec.name}.\n\n")
     write_text(out / "table.md", head + table + "\n")
     fig = plot_curves(df, out / "curves.png")
-    _write_store(df.drop(columns=["model", "sampler", "t", "nfe"]), out / "results.jsonl")
+    _copy_rows(sweep, out / "results.jsonl")
     summary = {"shifts": shifts, "table": str(out / "table.md"), "figures": [str(fig)]}
     write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     print(head + table)

@@ -154,6 +154,30 @@ def _record(run_dir: Path, cfg: RunConfig, **fields) -> dict:
     return rec
 
 
+def _load_own_checkpoint(ck: Path, cfg: RunConfig) -> dict:
+    """The run's checkpoint, refused (CheckpointError) when it belongs to another run."""
+    state = ckpt.load(ck)
+    if state["run_id"] != cfg.run_id():
+        raise ckpt.CheckpointError(f"{ck} belongs to run {state['run_id']}, not {cfg.run_id()}")
+    return state
+
+
+def _record_start(run_dir: Path, cfg: RunConfig, start: int, budget: dict, objective) -> None:
+    """run.json at the start of an invocation: status, budget, objective, and where it resumed from."""
+    prev = json.loads((run_dir / RECORD).read_text()) if (run_dir / RECORD).exists() else {}
+    starts = list(prev.get("starts", []))
+    if start < cfg.steps:
+        starts.append(start)  # one entry per invocation that trained: where it resumed from
+    _record(run_dir, cfg, status="running" if start < cfg.steps else prev.get("status", "running"),
+            budget={**prev.get("budget", {}), **budget}, objective=objective.describe(), starts=starts)
+
+
+def _record_done(run_dir: Path, cfg: RunConfig, budget: dict, wall: float, history: list) -> dict:
+    return _record(run_dir, cfg, status="done", budget={**budget, "wall_time_s": round(wall, 2)},
+                   final_loss=history[-1][1] if history else None,
+                   loss_first_last=[history[0][1], history[-1][1]] if history else None, history=history)
+
+
 def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
           on_step: Callable[[int, float], None] | None = None,
           should_stop: Callable[[], bool] | None = None) -> TrainResult:
@@ -194,9 +218,7 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
 
     ck = run_dir / CHECKPOINT
     if ck.exists():
-        state = ckpt.load(ck)
-        if state["run_id"] != cfg.run_id():
-            raise ckpt.CheckpointError(f"{ck} belongs to run {state['run_id']}, not {cfg.run_id()}")
+        state = _load_own_checkpoint(ck, cfg)
         model.load_state_dict(state["model"])
         for d, ema in emas.items():
             ema.model.load_state_dict(state["ema"][repr(d)])
@@ -215,12 +237,7 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
               "processes": world}
     leader = rank == 0
     if leader:
-        prev = json.loads((run_dir / RECORD).read_text()) if (run_dir / RECORD).exists() else {}
-        starts = list(prev.get("starts", []))
-        if start < cfg.steps:
-            starts.append(start)  # one entry per invocation that trained: where it resumed from
-        _record(run_dir, cfg, status="running" if start < cfg.steps else prev.get("status", "running"),
-                budget={**prev.get("budget", {}), **budget}, objective=objective.describe(), starts=starts)
+        _record_start(run_dir, cfg, start, budget, objective)
 
     def save_checkpoint(step: int) -> None:
         gens = None
@@ -307,10 +324,7 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
     model.eval()
     if not leader:
         return TrainResult(run_dir, model, {d: e.model for d, e in emas.items()}, {})
-    rec = _record(run_dir, cfg, status="done", budget={**budget, "wall_time_s": round(wall, 2)},
-                  final_loss=history[-1][1] if history else None,
-                  loss_first_last=[history[0][1], history[-1][1]] if history else None,
-                  history=history)
+    rec = _record_done(run_dir, cfg, budget, wall, history)
     return TrainResult(run_dir, model, {d: e.model for d, e in emas.items()}, rec)
 
 

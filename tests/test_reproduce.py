@@ -9,6 +9,7 @@ import pytest
 
 from bench.ablation import claim_check, reproduce_ablation
 from bench.spectral_repro import reproduce_spectral
+from bench.store import ResultStore
 from bench.sweep import Sweep
 from tasks import TaskError, get_task
 
@@ -126,7 +127,7 @@ def test_reproduce_ablation_writes_the_paper_table(tmp_path, monkeypatch):
     assert "fid@3 steps" in text and "fid@6 steps" in text and "Counted NFE" in text
     assert " ± " in text  # two training seeds aggregated with a spread
     assert set(summary["claim"]) == {"3", "6"} or set(summary["claim"]) == {3, 6}
-    rows = [json.loads(line) for line in (tmp_path / "res" / "results.jsonl").read_text().splitlines()]
+    rows = ResultStore(tmp_path / "res" / "results.jsonl").rows()
     fids = [r for r in rows if r["metric"] == "fid"]
     assert len(fids) == 12 * 2 + 1  # 12 runs x 2 budgets + cold blur's one
     assert {r["protocol"]["nfe"] for r in fids if r["path"] == "noise_fm"} == {5, 11}  # heun 2N-1
@@ -160,7 +161,7 @@ def test_reproduce_spectral_curves_and_beta_shift(tmp_path, monkeypatch):
     assert {s["model"] for s in summary["shifts"]} == {"HDFM r = 1", "HDFM r = 0.5", "HDFM r = 0"}
     for s in summary["shifts"]:
         assert s["adaptive / exact"] == pytest.approx(s["R_hf adaptive"] / s["R_hf exact"])
-    rows = [json.loads(line) for line in (tmp_path / "res" / "results.jsonl").read_text().splitlines()]
+    rows = ResultStore(tmp_path / "res" / "results.jsonl").rows()
     traj = [r for r in rows if r["metric"] == "r_hf_trajectory" and r["path"] == "noise_fm"]
     ts = sorted(r["protocol"]["t"] for r in traj)
     assert ts[0] == 0.0 and ts[-1] == pytest.approx(1.0)

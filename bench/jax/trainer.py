@@ -11,6 +11,7 @@ tool read a JAX run unchanged. What differs: noise, times and label dropout come
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from typing import Callable
@@ -59,7 +60,8 @@ def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = No
 
     from methods import validation
 
-    from ..train import Interrupted, Preempted, TrainingFailed, TrainResult, _batch_indices, _dist, _record, build
+    from ..train import (Interrupted, Preempted, TrainingFailed, TrainResult, _batch_indices, _dist,
+                         _load_own_checkpoint, _record, _record_done, _record_start, build)
     from .train import make_optimizer
 
     if _dist()[1] > 1:
@@ -80,9 +82,7 @@ def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = No
 
     ck = run_dir / CHECKPOINT
     if ck.exists():
-        state = ckpt.load(ck)
-        if state["run_id"] != cfg.run_id():
-            raise ckpt.CheckpointError(f"{ck} belongs to run {state['run_id']}, not {cfg.run_id()}")
+        state = _load_own_checkpoint(ck, cfg)
         if state.get("backend") != "jax":
             raise ckpt.CheckpointError(f"{ck} was not written by the JAX backend")
         model = _load(torch_model, state["model"])
@@ -99,10 +99,7 @@ def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = No
     budget = {"images_seen": cfg.steps * cfg.batch_size, "steps": cfg.steps, "batch_size": cfg.batch_size,
               "parameters": n_params, "backbone": torch_model.config, "task": task.describe(), "processes": 1,
               "backend": "jax"}
-    prev = json.loads((run_dir / RECORD).read_text()) if (run_dir / RECORD).exists() else {}
-    starts = list(prev.get("starts", [])) + ([start] if start < cfg.steps else [])
-    _record(run_dir, cfg, status="running" if start < cfg.steps else prev.get("status", "running"),
-            budget={**prev.get("budget", {}), **budget}, objective=objective.describe(), starts=starts)
+    _record_start(run_dir, cfg, start, budget, objective)
 
     def save_checkpoint(step: int) -> None:
         leaves = jax.tree_util.tree_leaves(opt_state)
@@ -171,15 +168,12 @@ def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = No
                     raise Preempted(step + 1)
     finally:
         bar.close()
-    rec = _record(run_dir, cfg, status="done", budget={**budget, "wall_time_s": round(wall, 2)},
-                  final_loss=history[-1][1] if history else None,
-                  loss_first_last=[history[0][1], history[-1][1]] if history else None, history=history)
-    torch_model.load_state_dict(state_dict(model))
+    rec = _record_done(run_dir, cfg, budget, wall, history)
     ema_models = {}
     for d, e in emas.items():
-        m = build(cfg)[3]
-        m.load_state_dict(state_dict(e))
-        ema_models[d] = m.eval()
+        ema_models[d] = copy.deepcopy(torch_model).eval()
+        ema_models[d].load_state_dict(state_dict(e))
+    torch_model.load_state_dict(state_dict(model))
     return TrainResult(run_dir, torch_model.eval(), ema_models, rec)
 
 
