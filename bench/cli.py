@@ -9,36 +9,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from methods import PATHS, SAMPLERS, TARGETS, ConfigError, get_path, list_paths
+from hdfm_bench.core.config import BACKENDS, DOCS, RunConfig
+from hdfm_bench.core.overrides import OverrideError, parse_assignments
+from hdfm_bench.evaluation.plots import PLOTS
+from hdfm_bench.evaluation.tables import FORMATS as TABLE_FORMATS
+from hdfm_bench.methods import ConfigError
+from hdfm_bench.methods.registry import describe as registry
+from hdfm_bench.perf.runner import BENCHMARKS, DEFAULT_REPEATS
+from hdfm_bench.sampling.settings import DEFAULT_CFG_INTERVAL, SamplingSettings
+from hdfm_bench.specs import DEFAULT_SPEC, SPECS_DIR, shipped
+from hdfm_bench.sweeps.submitit_adapter import EXECUTORS
+
+REPRODUCTIONS = ("toy", "ablation", "spectral")
+PLOT_KINDS = [*PLOTS, "losses"]
 
 
 def _fmt_default(v) -> str:
     return repr(v) if isinstance(v, str) else str(v)
-
-
-def registry() -> dict:
-    """The registry as plain data (what ``hdfm-bench list --json`` prints)."""
-    paths = {}
-    for name, cls in PATHS.items():
-        path = get_path(name)
-        paths[name] = {
-            "summary": cls.summary,
-            "parameters": [{**p, "default": p["default"]} for p in cls.parameters()],
-            "targets": list(cls.targets),
-            "loss_spaces": list(cls.loss_spaces),
-            "default": {"target": cls.default_target, "loss": cls.default_loss, "norm": cls.default_norm},
-            "levels": path.levels,
-        }
-    samplers = {}
-    for name, cls in SAMPLERS.items():
-        samplers[name] = {"summary": cls.summary, "stochastic": cls.stochastic, "needs": cls.needs,
-                          "parameters": [{"name": p["name"], "default": p["default"]} for p in cls.parameters()],
-                          "paths": [p for p in list_paths() if cls().path_refusal(get_path(p)) is None]}
-    return {"convention": "t in [0, 1]: t = 0 source (noise / most corrupted), t = 1 data; data in [-1, 1]",
-            "paths": paths, "targets": dict(TARGETS), "samplers": samplers}
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -76,7 +66,7 @@ def _times(text: str) -> list[float]:
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
-    from .gallery import make_gallery
+    from hdfm_bench.experiments.gallery import make_gallery
 
     out = make_gallery(args.out, times=args.times, seed=args.seed)
     print(f"wrote {out}")
@@ -84,16 +74,14 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    from . import perf
+    from hdfm_bench.perf import runner
 
-    out = perf.run(only=args.only, out=args.out, repeats=args.repeats)
+    out = runner.run(only=args.only, out=args.out, repeats=args.repeats)
     print(f"wrote {out}")
     return 0
 
 
-def _config_from_args(args: argparse.Namespace):
-    from .config import RunConfig
-
+def _config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = list(args.set or [])
     for f in RunConfig.fields():
         value = getattr(args, f.name, None)
@@ -113,7 +101,7 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from hdfm_bench.training import train
 
     cfg = _config_from_args(args)
     res = train(cfg, progress=not args.no_progress)
@@ -125,12 +113,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .sample import generate, write_samples
+    from hdfm_bench.core.rundir import SAMPLES_DIR
+    from hdfm_bench.sampling.generate import generate
+    from hdfm_bench.sampling.output import write_samples
 
-    out = generate(args.run, sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg_scale,
-                   cfg_interval=args.cfg_interval, ema=None if args.ema == "none" else float(args.ema),
-                   n=args.n, seed=args.seed, sampler_params=_sampler_params(args), progress=True)
-    stem = args.out or (Path(args.run) / "samples" / (
+    out = generate(args.run, SamplingSettings(**_sampling_fields(args)), progress=True)
+    stem = args.out or (Path(args.run) / SAMPLES_DIR / (
         f"{out['protocol']['sampler']}-{out['protocol']['steps']}-cfg{args.cfg_scale:g}-ema{args.ema}-seed{args.seed}"))
     files = write_samples(out, stem)
     p = out["protocol"]
@@ -141,14 +129,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_run
-    from .store import ResultStore
+    from hdfm_bench.evaluation.evaluate import evaluate_run
+    from hdfm_bench.evaluation.protocol import EvalSettings
+    from hdfm_bench.evaluation.store import ResultStore
 
-    rows, _ = evaluate_run(args.run, method=args.method, sampler=args.sampler, steps=args.steps,
-                           cfg_scale=args.cfg_scale, cfg_interval=args.cfg_interval,
-                           ema=None if args.ema == "none" else float(args.ema), n=args.n, seed=args.seed,
-                           extractor=args.extractor, reference_split=args.reference_split, progress=True,
-                           sampler_params=_sampler_params(args))
+    settings = EvalSettings(**_sampling_fields(args), extractor=args.extractor, reference_split=args.reference_split)
+    rows, _ = evaluate_run(args.run, settings, method=args.method, progress=True)
     ResultStore(args.store).append(rows)
     p = rows[0]["protocol"]
     shown = {r["metric"]: r["value"] for r in rows if r["metric"] in ("fid", "kid", "precision", "recall",
@@ -161,21 +147,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from . import report
-    from .io import write_text
-    from .store import ResultStore
+    from hdfm_bench.core.io import write_text
+    from hdfm_bench.evaluation import tables
+    from hdfm_bench.evaluation.protocol import TABLE_METRICS
+    from hdfm_bench.evaluation.store import ResultStore
 
     if args.spec:  # a sweep: its rows, labelled by the spec's varying axes (seeds aggregated)
-        from .sweep import Sweep, sweep_frame
+        from hdfm_bench.sweeps.api import Sweep, sweep_frame
 
         df = sweep_frame(Sweep.load(args.spec, overrides=args.set or [], check=False))
         if df.empty:
             raise ValueError(f"sweep {args.spec}: no results stored yet (see hdfm-bench status {args.spec})")
     else:
         df = ResultStore(args.store).read()
-    metrics = args.metric or [m for m in ("fid", "kid", "precision", "recall", "class_accuracy", "r_hf", "lsd")
-                              if m in set(df.get("metric", []))]
-    text, warnings = report.make_table(df, fmt=args.format, columns=metrics, allow_mixed=args.allow_mixed)
+    metrics = args.metric or [m for m in TABLE_METRICS if m in set(df.get("metric", []))]
+    text, warnings = tables.make_table(df, fmt=args.format, columns=metrics, allow_mixed=args.allow_mixed)
     print(text)
     for w in warnings:
         print(f"note: {w}", file=sys.stderr)
@@ -185,23 +171,23 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from . import report
-    from .store import ResultStore
+    from hdfm_bench.core.rundir import read_record
+    from hdfm_bench.evaluation import plots
+    from hdfm_bench.evaluation.store import ResultStore
 
     df = ResultStore(args.store).read()
     out = Path(args.out_dir)
-    kinds = args.kind or ["fid_vs_nfe", "band_ratios", "trajectory", "losses"]
+    kinds = args.kind or PLOT_KINDS
 
     def losses(frame, dest):  # training curves of the runs in the store, from their run.json
         hist = {}
         for (method, run_id), _ in frame.groupby(["method", "run_id"]):
-            rec = Path(args.runs_dir) / run_id / "run.json"
-            if rec.exists():
-                hist[f"{method}"] = json.loads(rec.read_text()).get("history", [])
-        return report.plot_losses(hist, dest)
+            rec = read_record(Path(args.runs_dir) / run_id)
+            if rec:
+                hist[f"{method}"] = rec.get("history", [])
+        return plots.plot_losses(hist, dest)
 
-    fns = {"fid_vs_nfe": report.plot_metric_vs_nfe, "band_ratios": report.plot_band_ratios,
-           "trajectory": report.plot_trajectory, "losses": losses}
+    fns = {**plots.PLOTS, "losses": losses}
     for kind in kinds:
         if kind not in fns:
             raise ValueError(f"unknown plot '{kind}'; known: {', '.join(fns)}")
@@ -212,7 +198,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The default suite (the README's main job)."""
-    from .suite import run_suite
+    from hdfm_bench.experiments.suite import run_suite
 
     results = args.results or ("results/suite" if args.backend == "torch" else f"results/suite-{args.backend}")
     summary = run_suite(quick=args.quick, results=results, out_dir=args.out_dir, methods=args.method,
@@ -225,12 +211,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_SPEC = str(Path(__file__).parent / "specs" / "digits-mini.toml")
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Expand a sweep spec and submit what is not finished (train + evaluate, one job per run)."""
-    from . import sweep as sw
+    from hdfm_bench.sweeps import api as sw
 
     sweep = sw.Sweep.load(args.spec, overrides=args.set or [], resources=args.slurm or [],
                           eval_only=True if args.eval_only else None, check_data=not args.dry_run)
@@ -258,7 +241,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _print_status(sweep, json_out: bool) -> int:
     from tabulate import tabulate
 
-    rows = sweep.status()
+    from hdfm_bench.sweeps.state import status
+
+    rows = status(sweep)
     if json_out:
         print(json.dumps(rows, indent=2))
     else:
@@ -272,7 +257,7 @@ def _print_status(sweep, json_out: bool) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .sweep import Sweep
+    from hdfm_bench.sweeps.spec import Sweep
 
     return _print_status(Sweep.load(args.spec, overrides=args.set or [], check=False), args.json)
 
@@ -280,18 +265,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Paper reproductions (results under results/<what>/)."""
     if args.what == "toy":
-        from .toy import reproduce_toy
+        from hdfm_bench.experiments.toy import reproduce_toy
 
         summary = reproduce_toy(quick=args.quick, out=args.out or "results/toy", dist=args.dist)
         print(f"wrote {summary['table']} and {', '.join(summary['figures'].values())}")
     elif args.what == "ablation":
-        from .ablation import reproduce_ablation
+        from hdfm_bench.experiments.ablation import reproduce_ablation
 
         summary = reproduce_ablation(quick=args.quick, out=args.out or "results/ablation", executor=args.executor,
                                      spec=args.spec, sets=args.set or [])
         print(f"wrote {summary['table']} and {summary['figure']}")
     else:
-        from .spectral_repro import reproduce_spectral
+        from hdfm_bench.experiments.spectral import reproduce_spectral
 
         summary = reproduce_spectral(quick=args.quick, out=args.out or "results/spectral", executor=args.executor,
                                      sets=args.set or [], spec=args.spec)
@@ -327,12 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Side-by-side speed benchmarks; each writes its own section of "
                                    "the output Markdown file (medians, ratios, the machine).")
     p.add_argument("--only", action="append", metavar="NAME",
-                   help="run only this benchmark (repeatable): spectral (blur operator vs FFT DCT), metrics "
-                        "(FID/KID/PR on 10k), toy (JAX vmapped vs torch), overhead (path + loss per training "
-                        "step), sampler (per NFE), suite (the default suite's wall time and memory, ~14 min), "
-                        "gpu (ViT-B images/s; needs CUDA). Default: all")
+                   help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}: "
+                        "spectral (blur operator vs FFT DCT), metrics (FID/KID/PR on 10k), toy (JAX vmapped vs "
+                        "torch), overhead (path + loss per training step), sampler (per NFE), suite (the default "
+                        "suite's wall time and memory), gpu (ViT-B images/s; needs CUDA). Default: all")
     p.add_argument("--repeats", type=int, default=None,
-                   help="timed calls per measurement (default: each benchmark's own: 30, 3, 1, 30, 10, 1, 10)")
+                   help="timed calls per measurement (default: each benchmark's own: "
+                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_REPEATS.items()) + ")")
     p.add_argument("--out", default="results/perf.md", help="Markdown file to update (default: %(default)s)")
     p.set_defaults(func=cmd_perf)
 
@@ -365,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", default=None, help="a sweep spec: tabulate that sweep's rows (else --store)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="with a spec: the [base] overrides it ran with")
     p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
-    p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"], help="(default: %(default)s)")
+    p.add_argument("--format", default=TABLE_FORMATS[0], choices=TABLE_FORMATS, help="(default: %(default)s)")
     p.add_argument("--metric", action="append", help="column (repeatable; default: fid kid precision recall "
                                                       "class_accuracy r_hf lsd, those present)")
     p.add_argument("--allow-mixed", action="store_true", help="tabulate columns whose protocols differ anyway")
@@ -377,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "along sampling.")
     p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
     p.add_argument("--out-dir", default="results/plots", help="(default: %(default)s)")
-    p.add_argument("--kind", action="append", help="fid_vs_nfe | band_ratios | trajectory | losses (default: all)")
+    p.add_argument("--kind", action="append", choices=PLOT_KINDS, help=f"{' | '.join(PLOT_KINDS)} (default: all)")
     p.add_argument("--runs-dir", default="runs", help="run directories, for loss curves (default: %(default)s)")
     p.set_defaults(func=cmd_plot)
 
@@ -386,8 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "resume unfinished ones, and submit one job per run that trains and "
                                    "evaluates every [eval] setting not yet in the sweep's store. Jobs "
                                    "checkpoint and requeue on Slurm's preemption / time-limit signal.")
-    p.add_argument("spec", nargs="?", default=DEFAULT_SPEC, help="sweep spec (default: %(default)s)")
-    p.add_argument("--executor", required=True, choices=["local", "slurm", "debug"],
+    p.add_argument("spec", nargs="?", default=str(DEFAULT_SPEC),
+                   help=f"sweep spec: a TOML file or a shipped spec's name ({', '.join(shipped())}); "
+                        "default: the shipped digits-mini")
+    p.add_argument("--executor", required=True, choices=EXECUTORS,
                    help="where jobs run (always explicit): local subprocesses, a Slurm job array, "
                         "or in this process (debug)")
     p.add_argument("--dry-run", action="store_true", help="validate, print every run and the job array's "
@@ -406,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="From the sweep's store (evaluations done), run records (training "
                                    "progress) and submitit (job state, error, log path). Exit 1 if any "
                                    "run failed.")
-    p.add_argument("spec", nargs="?", default=DEFAULT_SPEC, help="sweep spec (default: %(default)s)")
+    p.add_argument("spec", nargs="?", default=str(DEFAULT_SPEC),
+                   help=f"sweep spec: a TOML file or a shipped spec's name ({', '.join(shipped())}); "
+                        "default: the shipped digits-mini")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="the [base] overrides the sweep ran with")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
@@ -420,17 +410,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(bench/specs/ablation-mnist.toml). spectral: HDFM Fig. 5 — R_hf along sampling "
                                    "for full noise, HDFM, pure blur and HDFM with blur attenuated by r; exact vs "
                                    "adaptive beta. Outputs under results/<what>/ (--quick: <out>/quick).")
-    p.add_argument("what", nargs="?", default="toy", choices=["toy", "ablation", "spectral"],
+    p.add_argument("what", nargs="?", default=REPRODUCTIONS[0], choices=REPRODUCTIONS,
                    help="which reproduction (default: toy)")
     p.add_argument("--quick", action="store_true", help="a small budget for a first look (about a minute)")
     p.add_argument("--out", default=None, help="output folder (default: results/<what>; --quick: <out>/quick)")
-    p.add_argument("--dist", default="spiral", choices=["spiral", "eight_gaussians", "two_moons"],
-                   help="toy: the 2-D distribution (default: %(default)s)")
-    p.add_argument("--executor", default="debug", choices=["debug", "local", "slurm"],
+    p.add_argument("--dist", default="spiral",
+                   help="toy: the 2-D distribution of the toy task (spiral, eight_gaussians, two_moons; "
+                        "default: %(default)s)")
+    p.add_argument("--executor", default="debug", choices=EXECUTORS,
                    help="ablation/spectral: where the runs train (debug = in this process, one by one; "
                         "default: %(default)s)")
-    p.add_argument("--spec", default=None, help="ablation/spectral: another sweep spec (default: bench/specs/ablation-mnist.toml, "
-                        "bench/specs/spectral-mnist.toml)")
+    p.add_argument("--spec", default=None, help="ablation/spectral: another sweep spec (default: the shipped "
+                        f"ablation-mnist.toml / spectral-mnist.toml in {SPECS_DIR})")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="ablation/spectral: override a [base] field of the spec, e.g. task=cifar10")
     p.set_defaults(func=cmd_reproduce)
@@ -444,34 +435,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=None,
                    help="where grids and tables go (default: results/suite, or results/suite-jax with --backend jax)")
     p.add_argument("--out-dir", default="runs", help="where runs/checkpoints go (default: %(default)s)")
-    p.add_argument("--backend", default="torch", choices=["torch", "jax"],
+    p.add_argument("--backend", default=BACKENDS[0], choices=BACKENDS,
                    help="training framework (default: %(default)s; jax = the equinox twins, other run ids)")
     p.set_defaults(func=cmd_run)
     return parser
 
 
+def _ema(text: str) -> float | None:
+    """``--ema``: a decay the run keeps, or ``none`` for the raw weights."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a decay such as 0.999 or 'none', got '{text}'") from None
+
+
 def _add_sampling_args(p: argparse.ArgumentParser, n_default: int) -> None:
-    """The sampling protocol options shared by ``sample`` and ``evaluate``."""
-    p.add_argument("--sampler", default=None, help="sampler name (default: the path's own; see `list`)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's)")
+    """The sampling protocol options shared by ``sample`` and ``evaluate`` (``SamplingSettings``)."""
+    d = SamplingSettings()
+    p.add_argument("--sampler", default=d.sampler,
+                   help="sampler name (default: the method's recipe, its sampler at its own budget; see `list`)")
+    p.add_argument("--steps", type=int, default=d.steps, help="sampler steps (default: the recipe's, or the sampler's)")
     p.add_argument("--sampler-param", action="append", metavar="KEY=VALUE", help="extra sampler parameter")
-    p.add_argument("--cfg-scale", type=float, default=1.0, help="classifier-free guidance scale (default: %(default)s)")
-    p.add_argument("--cfg-interval", type=float, nargs=2, default=(0.1, 1.0), metavar=("LOW", "HIGH"),
-                   help="guide only where LOW < t < HIGH (default: 0.1 1.0, JiT)")
-    p.add_argument("--ema", default="none", help="EMA decay to sample with, or 'none' for raw weights (default: %(default)s)")
+    p.add_argument("--cfg-scale", type=float, default=d.cfg_scale,
+                   help="classifier-free guidance scale (default: %(default)s)")
+    p.add_argument("--cfg-interval", type=float, nargs=2, default=DEFAULT_CFG_INTERVAL, metavar=("LOW", "HIGH"),
+                   help=f"guide only where LOW < t < HIGH (default: {DEFAULT_CFG_INTERVAL[0]:g} "
+                        f"{DEFAULT_CFG_INTERVAL[1]:g}, JiT)")
+    p.add_argument("--ema", type=_ema, default=d.ema,
+                   help="EMA decay to sample with, or 'none' for raw weights (default: none)")
     p.add_argument("-n", type=int, default=n_default, help="number of samples (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default: %(default)s)")
 
 
-def _sampler_params(args: argparse.Namespace) -> dict:
-    params = dict(kv.split("=", 1) for kv in (args.sampler_param or []))
-    return {k: json.loads(v) if v.replace(".", "", 1).lstrip("-").isdigit() or v in ("true", "false") else v
-            for k, v in params.items()}
+def _sampling_fields(args: argparse.Namespace) -> dict:
+    """The SamplingSettings fields given on the command line."""
+    try:
+        params = parse_assignments(args.sampler_param, "--sampler-param")
+    except OverrideError as err:
+        raise ConfigError(str(err)) from None
+    return {"sampler": args.sampler, "steps": args.steps, "cfg_scale": args.cfg_scale,
+            "cfg_interval": tuple(args.cfg_interval), "ema": args.ema, "n": args.n, "seed": args.seed,
+            "sampler_params": params}
 
 
 def _add_train_parser(sub) -> None:
-    from .config import RunConfig
-
     p = sub.add_parser("train", help="train one run from a TOML config with command-line overrides",
                        description="Train (or resume) one run. Values come from the defaults below, then "
                                    "the TOML file, then these options / --set KEY=VALUE. Running the same "
@@ -479,8 +488,6 @@ def _add_train_parser(sub) -> None:
     p.add_argument("config", nargs="?", default=None, help="TOML run config (keys as the options below)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any key (a.b=v for params)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from .config import DOCS
-
     for f in RunConfig.fields():
         flag = "--" + f.name.replace("_", "-")
         doc = DOCS.get(f.name, "")

@@ -1,11 +1,13 @@
-"""hdfm-bench math: spectral tools, corruption paths, targets, samplers (backend-neutral).
+"""hdfm-bench math: spectral tools, corruption paths, targets, samplers, recipes (backend-neutral).
 
-Convention: t ∈ [0, 1], t = 0 the source (noise / most corrupted), t = 1 the data;
-data in [-1, 1]. See ../shared/docs/methods.md and the README's architecture section.
+Convention: t ∈ [0, 1], t = 0 the source (noise / most corrupted), t = 1 the data; data in
+[-1, 1]. The mathematics is written down in docs/methods.md; docstrings cite its sections (§).
+This package imports nothing else of hdfm-bench.
 """
 from ._xp import validation
-from .paths import PATHS, TARGETS, ConfigError, Path, get_path, list_paths
 from .objective import Objective
+from .paths import PATHS, TARGETS, ConfigError, Path, get_path, list_paths
+from .recipes import Recipe, list_recipes, recipe
 from .samplers import SAMPLERS, SampleResult, get_sampler, list_samplers
 
 
@@ -15,6 +17,7 @@ def list_targets() -> list[str]:
 
 
 __all__ = [
-    "PATHS", "TARGETS", "SAMPLERS", "ConfigError", "Path", "Objective", "SampleResult",
-    "get_path", "list_paths", "list_targets", "get_sampler", "list_samplers", "validation",
+    "PATHS", "TARGETS", "SAMPLERS", "ConfigError", "Path", "Objective", "SampleResult", "Recipe",
+    "get_path", "list_paths", "list_targets", "get_sampler", "list_samplers", "recipe", "list_recipes",
+    "validation",
 ]

@@ -9,7 +9,8 @@ input validation that gives every public function its one-line errors.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import array_api_compat as aac
 

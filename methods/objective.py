@@ -9,7 +9,7 @@ from .paths.base import NORMS, ConfigError, Path
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
-    """The loss a trainer minimises (methods.md §2.3–2.5; JiT's nine combinations, Tab. 1).
+    """The loss a trainer minimises (docs/methods.md §2.3–2.5; JiT's nine combinations, Tab. 1).
 
     ``target`` is what the network outputs, ``loss_space`` where the error is measured; any
     of x / eps / v for Gaussian paths. A combination the path cannot support is refused here
@@ -24,7 +24,7 @@ class Objective:
     norm: str | None = None
 
     def __post_init__(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
+        set_ = lambda k, v: object.__setattr__(self, k, v)
         if self.target is None:
             set_("target", self.path.default_target)
         if self.loss_space is None:

@@ -1,6 +1,6 @@
 """Spectral tools: orthonormal DCT-II/III in matrix form, the eigenvalues Λ, the heat semigroup.
 
-Source: methods.md §1. For a signal of length N the orthonormal DCT-II matrix is
+Source: docs/methods.md §1. For a signal of length N the orthonormal DCT-II matrix is
 ``D[k, n] = c_k cos(π k (2n + 1) / (2N))`` with ``c_0 = √(1/N)``, ``c_k = √(2/N)``; its
 inverse (DCT-III) is ``Dᵀ``. Images (..., H, W) transform over the last two axes
 (``X = D_H x D_Wᵀ``), 1-D signals (B, D) over the last axis (the toy experiments blur a
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dct_matrix_f64(n: int) -> np.ndarray:
     k = np.arange(n)[:, None]
     i = np.arange(n)[None, :]
@@ -47,7 +47,7 @@ def _dct_matrix_f64(n: int) -> np.ndarray:
     return m
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _axis_eigenvalues_f64(n: int) -> np.ndarray:
     lam = (np.pi * np.arange(n) / n) ** 2
     lam.setflags(write=False)
@@ -91,7 +91,7 @@ def dct_matrix(n: int, like: Array) -> Array:
 
 
 def eigenvalues(x: Array) -> Array:
-    """Λ for the spatial shape of ``x``: shape (D,) for signals, (H, W) for images (methods.md §1)."""
+    """Λ for the spatial shape of ``x``: shape (D,) for signals, (H, W) for images (docs/methods.md §1)."""
     xp = aac.array_namespace(x)
     if spatial_axes(x) == 1:
         return _cached("lam", x.shape[-1], x)
@@ -141,7 +141,7 @@ def apply_gain(x: Array, gain: Array) -> Array:
 
 
 def laplacian(x: Array) -> Array:
-    """Δx with reflective boundaries: ``idct(-Λ ⊙ dct(x))`` (methods.md §1, §6.2)."""
+    """Δx with reflective boundaries: ``idct(-Λ ⊙ dct(x))`` (docs/methods.md §1, §6.2)."""
     return apply_gain(x, -eigenvalues(x))
 
 
@@ -154,7 +154,7 @@ def _axis_blur(n: int, tau: Array, ref: Array) -> Array:
 
 
 def heat_blur(x: Array, tau: Array | float) -> Array:
-    """Run the heat equation for time τ: ``idct(exp(-Λ τ) ⊙ dct(x))`` (methods.md §1).
+    """Run the heat equation for time τ: ``idct(exp(-Λ τ) ⊙ dct(x))`` (docs/methods.md §1).
 
     ``tau`` is a python float (one blur for the batch) or a (B,) array (one per sample).
     Computed as one 1-D blur matrix per axis (symmetric, so it is its own transpose),

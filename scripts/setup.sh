@@ -14,7 +14,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing hdfm-bench and its pinned dependencies (first time: ~2 min, ~6 GB)" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
-  .venv/bin/python -c "import methods, bench, tasks, torch, torchvision, torch_fidelity, jax" \
+  .venv/bin/python -c "import hdfm_bench, hdfm_bench.methods, hdfm_bench.tasks, torch, torchvision, torch_fidelity, jax" \
     || { echo "[setup] install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

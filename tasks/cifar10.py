@@ -40,7 +40,7 @@ class CIFAR10Task(Task):
 
         try:
             ds = CIFAR10(str(self.root), train=(split == "train"), download=False)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise TaskError(f"cifar10: cannot read CIFAR-10 under {self.root} "
                             f"(expected {self.root / 'cifar-10-batches-py'}): {one_line(err)}") from None
         x = np.ascontiguousarray(np.asarray(ds.data, dtype=np.uint8).transpose(0, 3, 1, 2))

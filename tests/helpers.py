@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from methods import get_path, list_paths
+from hdfm_bench.methods import get_path, list_paths
 
 # Small but faithful parameters so tests run in milliseconds.
 SMALL = {"ihdm": {"K": 10, "sigma_blur_max": 4.0}, "cold_blur": {"T": 6}}
@@ -23,3 +23,16 @@ def data(shape, seed=0, dtype=np.float64):
 
 SHAPES = [(3, 2, 8, 6), (3, 16)]  # images (B, C, H, W), rectangular; 1-D signals (B, D)
 
+
+
+def assert_png(path, min_width: int = 300, min_height: int = 200) -> None:
+    """``path`` is a PNG that decodes, has a plausible size and is not blank (more than one colour
+    covering a real share of the pixels)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        assert img.format == "PNG", f"{path} is {img.format}, not PNG"
+        assert img.width >= min_width and img.height >= min_height, f"{path} is only {img.size}"
+        grey = np.asarray(img.convert("L"), dtype=np.float64)
+    ink = (grey < 0.9 * grey.max()).mean()
+    assert 0.001 < ink < 0.99, f"{path} looks blank (ink fraction {ink:.4f})"

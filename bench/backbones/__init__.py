@@ -10,14 +10,15 @@ means all-null). ``num_classes=0``: no class input (passing ``y`` is an error).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
-from .common import BackboneError, as_int
-from .mlp import build_mlp
-from .unet import build_unet
-from .vit import build_vit
+from hdfm_bench.backbones.common import BackboneError, as_int
+from hdfm_bench.backbones.mlp import build_mlp
+from hdfm_bench.backbones.unet import build_unet
+from hdfm_bench.backbones.vit import build_vit
 
 __all__ = ["BACKBONES", "BackboneError", "build_backbone", "list_backbones"]
 

@@ -7,7 +7,8 @@ table is the NULL class (label dropout / classifier-free guidance, Ho & Salimans
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -141,7 +142,8 @@ class Backbone(nn.Module):
     def _check(self, z: torch.Tensor, t: torch.Tensor | float, y: torch.Tensor | None):
         name = self.config["name"]
         if z.dim() != len(self.shape) + 1 or tuple(z.shape[1:]) != self.shape:
-            raise BackboneError(f"{name}: input of shape {tuple(z.shape)} does not match (B, {', '.join(map(str, self.shape))})")
+            raise BackboneError(f"{name}: input of shape {tuple(z.shape)} does not match (B, "
+                                f"{', '.join(map(str, self.shape))})")
         batch = z.shape[0]
         t = torch.as_tensor(t, device=z.device, dtype=torch.float32)
         if t.dim() == 0:
@@ -156,7 +158,8 @@ class Backbone(nn.Module):
             return t, torch.full((batch,), self.num_classes, device=z.device, dtype=torch.long)
         y = torch.as_tensor(y, device=z.device)
         if y.shape != (batch,) or y.is_floating_point():
-            raise BackboneError(f"{name}: y must be an integer tensor of shape ({batch},), got {y.dtype} {tuple(y.shape)}")
+            raise BackboneError(f"{name}: y must be an integer tensor of shape ({batch},), got {y.dtype} "
+                                f"{tuple(y.shape)}")
         if bool(((y < 0) | (y > self.num_classes)).any()):
             raise BackboneError(f"{name}: y out of range [0, {self.num_classes}] "
                                 f"(min {int(y.min())}, max {int(y.max())}; {self.num_classes} is the null class)")

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .common import Backbone, BackboneError, as_int, resolve_params
+from hdfm_bench.backbones.common import Backbone, BackboneError, as_int, resolve_params
 
 PRESETS: dict[str, dict[str, Any]] = {"toy": dict(width=256, depth=5)}
 

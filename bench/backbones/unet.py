@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Backbone, BackboneError, as_float, as_int, resolve_params
+from hdfm_bench.backbones.common import Backbone, BackboneError, as_float, as_int, resolve_params
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_levels=(2,), dropout=0.0,
@@ -113,7 +113,8 @@ class UNet(Backbone):
         ch0, emb_dim, groups = p["channels"], 4 * p["channels"], p["groups"]
         super().__init__(config, cond_dim=emb_dim, freq_dim=ch0)
         c = self.shape[0]
-        mults, nres, attn, drop, heads = p["channel_mult"], p["num_res_blocks"], set(p["attention_levels"]), p["dropout"], p["heads"]
+        mults, nres, attn = p["channel_mult"], p["num_res_blocks"], set(p["attention_levels"])
+        drop, heads = p["dropout"], p["heads"]
 
         self.conv_in = nn.Conv2d(c, ch0, 3, padding=1)
         self.down = nn.ModuleList()
@@ -170,7 +171,8 @@ def build_unet(shape: tuple[int, ...], num_classes: int = 0, size: str = "tiny",
             raise BackboneError(f"unet: parameter {key!r} must be a tuple of integers, got {p[key]!r}")
         p[key] = tuple(as_int("unet", key, v) for v in p[key])
     if not p["channel_mult"] or min(p["channel_mult"]) < 1:
-        raise BackboneError(f"unet: channel_mult must be a non-empty tuple of positive integers, got {p['channel_mult']}")
+        raise BackboneError(f"unet: channel_mult must be a non-empty tuple of positive integers, got "
+                            f"{p['channel_mult']}")
     if any(lv >= len(p["channel_mult"]) for lv in p["attention_levels"]):
         raise BackboneError(f"unet: attention_levels {p['attention_levels']} must index channel_mult "
                             f"(0..{len(p['channel_mult']) - 1})")

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Backbone, BackboneError, RMSNorm, as_float, as_int, modulate, resolve_params
+from hdfm_bench.backbones.common import Backbone, BackboneError, RMSNorm, as_float, as_int, modulate, resolve_params
 
 _DEFAULTS = dict(mlp_ratio=8 / 3, in_context_tokens=0, in_context_start=0, dropout=0.0,
                  layersync=None, layersync_lambda=0.2)
@@ -145,7 +145,8 @@ class ViT(Backbone):
         self.layersync, self.layersync_lambda = p["layersync"], p["layersync_lambda"]
         width, patch_dim = p["width"], p["patch"] ** 2 * c
         hidden = max(8, int(round(width * p["mlp_ratio"] / 8)) * 8)  # 8/3*width, rounded to a multiple of 8
-        self.embed_in = nn.Sequential(nn.Linear(patch_dim, p["bottleneck"], bias=False), nn.Linear(p["bottleneck"], width))
+        self.embed_in = nn.Sequential(nn.Linear(patch_dim, p["bottleneck"], bias=False), nn.Linear(p["bottleneck"],
+                                                                                                   width))
         self.ctx_pos = nn.Parameter(torch.randn(self.ctx_tokens, width) * 0.02) if self.ctx_tokens else None
         self.blocks = nn.ModuleList(Block(width, p["heads"], hidden, p["dropout"]) for _ in range(p["depth"]))
         self.final = FinalLayer(width, patch_dim)
@@ -224,8 +225,8 @@ def build_vit(shape: tuple[int, ...], num_classes: int = 0, size: str = "tiny", 
         raise BackboneError(f"vit: in_context_start {p['in_context_start']} must be < depth {p['depth']}")
     if p["layersync"] is not None:
         ls = p["layersync"]
-        if (not isinstance(ls, tuple) or len(ls) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in ls)
-                or not 0 <= ls[0] < ls[1] < p["depth"]):
+        ints = all(isinstance(i, int) and not isinstance(i, bool) for i in ls) if isinstance(ls, tuple) else False
+        if not ints or len(ls) != 2 or not 0 <= ls[0] < ls[1] < p["depth"]:
             raise BackboneError(f"vit: layersync must be (weak, strong) block indices with 0 <= weak < strong < depth "
                                 f"{p['depth']}, got {ls!r}")
     config = {"name": "vit", "shape": tuple(shape), "num_classes": num_classes, "size": size, **p}

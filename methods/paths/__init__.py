@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from .base import ConfigError, Path, TARGETS
+from .base import TARGETS, ConfigError, Path
 from .blurring_diffusion import BlurringDiffusion
 from .cold_blur import ColdBlur
 from .hdfm import HDFM

@@ -1,10 +1,10 @@
-"""The corruption-path contract shared by every path (methods.md §2.10).
+"""The corruption-path contract shared by every path (docs/methods.md §2.10).
 
 Convention everywhere: t ∈ [0, 1], t = 0 the source (noise / most corrupted), t = 1 the data;
 data in [-1, 1]; x, eps shaped (B, C, H, W) for images or (B, D) for 1-D signals; t shaped (B,).
 Random draws (eps, the uniforms of :meth:`Path.sample_t`) are always passed in.
 
-Predictions are handled through one idea (methods.md §2.4–2.5): given z, each predictable
+Predictions are handled through one idea (docs/methods.md §2.4–2.5): given z, each predictable
 quantity q ∈ {x, eps, v, ...} is, per basis coefficient, an affine function of the data,
 ``q = a_q ⊙ x + b_q ⊙ z``. A path supplies (a_q, b_q) in its basis (pixels for scalar-gain
 paths, DCT coefficients for spectral ones) through :meth:`Path.coefficients`; every conversion
@@ -30,7 +30,7 @@ TARGETS: dict[str, str] = {
     "x": "the clean data x (JiT's x-prediction)",
     "eps": "the unit-normal noise draw ε",
     "v": "the path velocity dz/dt (with the path's clamps near the endpoints)",
-    "prev_mean": "IHDM's previous-level mean B_{k-1}x, predicted as a residual on z (methods.md §4.3)",
+    "prev_mean": "IHDM's previous-level mean B_{k-1}x, predicted as a residual on z (docs/methods.md §4.3)",
 }
 
 NORMS = ("l2", "l1")
@@ -61,7 +61,9 @@ class Path:
     default_target: ClassVar[str] = "x"
     default_loss: ClassVar[str] = "x"
     default_sampler: ClassVar[str] = "euler"
-    #: True when ``prior`` needs training data (methods.md §2.9: IHDM, cold diffusion)
+    #: the default sampler's budget in steps (None: the sampler's own, e.g. the path's levels)
+    default_steps: ClassVar[int | None] = None
+    #: True when ``prior`` needs training data (docs/methods.md §2.9: IHDM, cold diffusion)
     data_prior: ClassVar[bool] = False
     #: True when blur acts per frequency (conversions happen in DCT space).
     spectral: ClassVar[bool] = True
@@ -73,7 +75,7 @@ class Path:
         return None
 
     def t_of_level(self, k: Array | int) -> Array | float:
-        """Level k ∈ {0..K} ↦ t = 1 − k/K (methods.md §2.1)."""
+        """Level k ∈ {0..K} ↦ t = 1 − k/K (docs/methods.md §2.1)."""
         require(self.levels is not None, f"path '{self.name}' is continuous: it has no levels")
         return 1.0 - k / self.levels
 
@@ -139,7 +141,7 @@ class Path:
         return None
 
     def convert(self, pred: Array, src: str, dst: str, z: Array, t: Array) -> Array:
-        """Convert a prediction of kind ``src`` into kind ``dst`` given z and t (methods.md §2.4)."""
+        """Convert a prediction of kind ``src`` into kind ``dst`` given z and t (docs/methods.md §2.4)."""
         if src == dst:
             return pred
         reason = self.conversion_refusal(src, dst)
@@ -152,7 +154,7 @@ class Path:
         return self.from_basis(out)
 
     def ode_velocity(self, raw: Array, target: str, z: Array, t: Array) -> Array:
-        """E[ż | z] from a raw prediction: what ODE samplers integrate (methods.md §2.6)."""
+        """E[ż | z] from a raw prediction: what ODE samplers integrate (docs/methods.md §2.6)."""
         return self.convert(raw, target, "v", z, t)
 
     def regression_target(self, kind: str, x: Array, eps: Array, t: Array, z: Array) -> Array:
@@ -168,7 +170,7 @@ class Path:
              z: Array, norm: str | None = None) -> Array:
         """Per-sample loss (B,) of a raw prediction of kind ``target`` measured in ``loss_space``.
 
-        Equals ``mean |convert(raw, target→S) − q_S|`` (methods.md §2.5): the ``target``-error
+        Equals ``mean |convert(raw, target→S) − q_S|`` (docs/methods.md §2.5): the ``target``-error
         weighted per coefficient by a_S / a_target; for the L2 norm it is evaluated in the
         path's orthonormal basis (Parseval), so no inverse transform is needed.
         """

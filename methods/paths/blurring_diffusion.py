@@ -1,4 +1,4 @@
-"""``blurring_diffusion``: Blurring Diffusion Models (Hoogeboom & Salimans, ICLR 2023; methods.md §5)."""
+"""``blurring_diffusion``: Blurring Diffusion Models (Hoogeboom & Salimans, ICLR 2023; docs/methods.md §5)."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +16,7 @@ class BlurringDiffusion(SpectralGaussianPath):
 
     α_k = a(τ) · d_k(τ), d_k = (1 − d_min) exp(−Λ_k σ_B(τ)²/2) + d_min,
     σ_B(τ) = σ_B,max sin²(πτ/2); truncated cosine log-SNR λ(τ) = −2 ln tan(c₁τ + c₀),
-    c₀ = atan(e^{−λ_max/2}), c₁ = atan(e^{−λ_min/2}) − c₀ (methods.md §5.1). Since
+    c₀ = atan(e^{−λ_max/2}), c₁ = atan(e^{−λ_min/2}) − c₀ (docs/methods.md §5.1). Since
     sigmoid(−2 ln tan u) = cos² u, a = cos u and σ = sin u with u = c₁τ + c₀: exact derivatives
     da/dτ = −c₁ sin u, dσ/dτ = c₁ cos u. τ ~ U(0, 1) in training (ε-prediction, §5.2).
     """
@@ -24,6 +24,7 @@ class BlurringDiffusion(SpectralGaussianPath):
     name = "blurring_diffusion"
     summary = "BDM: VP diffusion in DCT space with sin^2 blur schedule and d_min floor"
     default_sampler = "posterior"
+    default_steps = 50
     default_target = "eps"
     default_loss = "eps"
 

@@ -1,4 +1,4 @@
-"""``cold_blur``: cold diffusion with a blur degradation (Bansal et al.; methods.md §7)."""
+"""``cold_blur``: cold diffusion with a blur degradation (Bansal et al.; docs/methods.md §7)."""
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +21,7 @@ class ColdBlur(Path):
     D(x, k) applies k Gaussian blurs of std s_i (i < k); Gaussian blurs compose by adding
     variances, so D(x, k) = heat blur for τ_k = Σ_{i<k} s_i²/2. We blur in the DCT basis
     (reflective boundaries) rather than cold diffusion's circular/reflect convolutions
-    (methods.md §11.11). With ``final_mean`` the last level is the per-channel mean (a flat
+    (docs/methods.md §11.11). With ``final_mean`` the last level is the per-channel mean (a flat
     colour image, cold diffusion's generation setup). Schedules (§7): 'cifar10'
     s_i = i/100 + 0.35 (Special_6_routine), 'exponential' s_i = exp(b i), 'incremental'
     s_i = 0.1 (i + 1). Non-grid t snaps to the nearest level. Prior: one Gaussian fitted to the
@@ -91,11 +91,11 @@ class ColdBlur(Path):
 
     def velocity(self, x, eps, t):
         raise ConfigError("path 'cold_blur' is a deterministic operator path: it has no velocity "
-                          "(x-prediction only, methods.md §7)")
+                          "(x-prediction only, docs/methods.md §7)")
 
     def coefficients(self, kind, t, like):
         if kind != "x":
-            raise ConfigError(f"path 'cold_blur' has no '{kind}' (x-prediction only, methods.md §7)")
+            raise ConfigError(f"path 'cold_blur' has no '{kind}' (x-prediction only, docs/methods.md §7)")
         xp = aac.array_namespace(like)
         one = per_sample(xp.ones_like(t), like)
         return one, 0.0 * one
@@ -108,7 +108,7 @@ class ColdBlur(Path):
         """
         if data is None:
             raise ConfigError("path 'cold_blur' has a data-dependent prior (a Gaussian fitted to "
-                              "the channel means of training images, methods.md §7): pass data")
+                              "the channel means of training images, docs/methods.md §7): pass data")
         xp = aac.array_namespace(eps)
         n_sp = spectral.spatial_axes(eps)
         if data.ndim != eps.ndim or tuple(data.shape[1:]) != tuple(eps.shape[1:]):

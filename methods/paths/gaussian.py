@@ -1,11 +1,11 @@
-"""Spectral Gaussian paths (SGP, methods.md §2.2) and the JiT-style interpolant family.
+"""Spectral Gaussian paths (SGP, docs/methods.md §2.2) and the JiT-style interpolant family.
 
 An SGP is ``z_t = A_t x + σ(t) ε`` with ``A_t = Vᵀ diag(α(t)) V`` diagonal in the DCT basis.
 Every SGP here has gains of the form
 
     α_k(t) = c(t) · [(1 − f) · exp(−Λ_k τ(t)) + f]
 
-(a scalar scale c, a heat time τ, a frequency floor f; methods.md §3–§6), so ``A_t x`` is a
+(a scalar scale c, a heat time τ, a frequency floor f; docs/methods.md §3–§6), so ``A_t x`` is a
 scaled heat blur computed with two batched matmuls (:func:`spectral.heat_blur`), and every
 derivative is analytic.
 """
@@ -50,7 +50,7 @@ class SpectralGaussianPath(Path):
         return g if self.floor == 0 else (1.0 - self.floor) * g + self.floor
 
     def alpha(self, t: Array, like: Array) -> Array:
-        """α_k(t) per basis coefficient (methods.md §2.2)."""
+        """α_k(t) per basis coefficient (docs/methods.md §2.2)."""
         return per_sample(self.scale(t), like) * self.blur_gain(t, like)
 
     def dalpha(self, t: Array, like: Array) -> Array:
@@ -72,7 +72,7 @@ class SpectralGaussianPath(Path):
         return per_sample(self.scale(t), x) * ax + per_sample(self.sigma(t), x) * eps
 
     def velocity(self, x: Array, eps: Array, t: Array) -> Array:
-        """Exact dz/dt = A'_t x + σ'(t) ε (methods.md §2.2)."""
+        """Exact dz/dt = A'_t x + σ'(t) ε (docs/methods.md §2.2)."""
         self._check(x, eps, t)
         noise = per_sample(self.dsigma(t), x) * eps
         if not self.blurs:
@@ -101,14 +101,14 @@ class SpectralGaussianPath(Path):
         raise ValueError(f"path '{self.name}' has no coefficients for '{kind}'")
 
     def _v_coefficients(self, t: Array, t_hi: Array, like: Array) -> tuple[Array, Array]:
-        """v = A'x + σ'(z − A x)/σ̄  ⇒  a = α' − (σ'/σ̄) α, b = σ'/σ̄ (methods.md §2.4)."""
+        """v = A'x + σ'(z − A x)/σ̄  ⇒  a = α' − (σ'/σ̄) α, b = σ'/σ̄ (docs/methods.md §2.4)."""
         ratio = per_sample(self.dsigma(t) / self.sigma(t_hi), like)
         return self.dalpha(t, like) - ratio * self.alpha(t, like), ratio * per_sample(
             aac.array_namespace(like).ones_like(t), like)
 
     def posterior_step(self, z: Array, xhat: Array, t_a: Array, t_b: Array,
                        xi: Array | None) -> Array:
-        """Ancestral step t_a → t_b > t_a given x̂ (methods.md §2.7), per frequency:
+        """Ancestral step t_a → t_b > t_a given x̂ (docs/methods.md §2.7), per frequency:
 
         r = α(t_a)/α(t_b), s² = σ_a² − r² σ_b², Var = σ_b² s² / (s² + r² σ_b²),
         μ = (r σ_b² z̃ + α(t_b) s² x̂̃) / (s² + r² σ_b²), z̃_b = μ + √Var ξ̃.
@@ -138,10 +138,10 @@ def _expo(lam: Array, tau: Array) -> Array:
 class InterpolantPath(SpectralGaussianPath):
     """JiT-style interpolant z = t·G_t x + (1 − t)·s·ε with G_t = exp(−Λ τ(t)) (JiT §3, HDFM §6).
 
-    Time sampling logit-normal: t = sigmoid(P_mean + P_std n), n ~ N(0, 1) (methods.md §3.1).
-    Conversions divide by max(1 − t, t_eps) like JiT's code (methods.md §3.3): the velocity
+    Time sampling logit-normal: t = sigmoid(P_mean + P_std n), n ~ N(0, 1) (docs/methods.md §3.1).
+    Conversions divide by max(1 − t, t_eps) like JiT's code (docs/methods.md §3.3): the velocity
     coefficients are a_v = G/max(1−t, t_eps) + c_Λ Λ G and b_v = −1/max(1−t, t_eps), with
-    c_Λ = −t τ'(t) (the exact value, methods.md §6.3; HDFM-code overrides it).
+    c_Λ = −t τ'(t) (the exact value, docs/methods.md §6.3; HDFM-code overrides it).
     """
 
     noise_scale: float = field(1.0, "s: source std, z_0 = s ε (JiT: 1 @256, 2 @512, 4 @1024)")
@@ -177,7 +177,7 @@ class InterpolantPath(SpectralGaussianPath):
         return a, -per_sample(inv, like) * per_sample(xp.ones_like(t), like)
 
     def split_velocity(self, xhat: Array, z: Array, t: Array) -> tuple[Array, Array]:
-        """HDFM's two velocity parts (methods.md §6.5): b = (G x̂ − z)/max(1−t, t_eps), ℓ = Δ G x̂.
+        """HDFM's two velocity parts (docs/methods.md §6.5): b = (G x̂ − z)/max(1−t, t_eps), ℓ = Δ G x̂.
 
         The exact velocity is b − a ℓ; HDFM's adaptive sampler combines them as b − β ℓ.
         """

@@ -1,4 +1,4 @@
-"""``hdfm``: heat-dissipation flow matching, exact form (arXiv 2605.19371; methods.md §6)."""
+"""``hdfm``: heat-dissipation flow matching, exact form (arXiv 2605.19371; docs/methods.md §6)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +11,7 @@ from .gaussian import InterpolantPath
 
 @dataclasses.dataclass(frozen=True)
 class HDFM(InterpolantPath):
-    """z_t = t u_t + (1 − t) s ε with u_t = exp(−a ln(1/max(t, t_min)) (−Δ)) x (methods.md §6.2).
+    """z_t = t u_t + (1 − t) s ε with u_t = exp(−a ln(1/max(t, t_min)) (−Δ)) x (docs/methods.md §6.2).
 
     Per frequency α_k(t) = t · max(t, t_min)^{a Λ_k}, σ = s(1 − t); heat time
     τ(t) = a ln(1/max(t, t_min)) (σ_eff = √(2τ) px). Exact velocity (§6.3):
@@ -20,7 +20,8 @@ class HDFM(InterpolantPath):
 
     name = "hdfm"
     summary = "HDFM exact: per-frequency gain t^(1+a*Lambda), exact velocity"
-    default_sampler = "heun"
+    default_sampler = "hdfm_exact"
+    default_steps = 20
     default_target = "x"
     default_loss = "v"
 

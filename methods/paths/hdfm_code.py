@@ -1,4 +1,4 @@
-"""``hdfm_code``: HDFM as in its released code (methods.md §6.4–6.5)."""
+"""``hdfm_code``: HDFM as in its released code (docs/methods.md §6.4–6.5)."""
 from __future__ import annotations
 
 import dataclasses
@@ -23,6 +23,7 @@ class HDFMCode(HDFM):
     name = "hdfm_code"
     summary = "HDFM released-code variant: target Laplacian coefficient c (default 1)"
     default_sampler = "hdfm_adaptive"
+    default_steps = 20
 
     target_laplacian: float = field(1.0, "c in the code's target v = b - c*Δu (code: 1.0; exact: a)")
 

@@ -1,4 +1,4 @@
-"""``ihdm``: inverse heat dissipation (Rissanen, Heinonen, Solin, ICLR 2023; methods.md §4)."""
+"""``ihdm``: inverse heat dissipation (Rissanen, Heinonen, Solin, ICLR 2023; docs/methods.md §4)."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,11 +14,12 @@ from .gaussian import SpectralGaussianPath
 
 @dataclasses.dataclass(frozen=True)
 class IHDM(SpectralGaussianPath):
-    """K blur levels, q(u_k | x) = N(B_k x, σ² I), B_k = heat blur of std σ_B,k (methods.md §4.1).
+    """K blur levels, q(u_k | x) = N(B_k x, σ² I), B_k = heat blur of std σ_B,k (docs/methods.md §4.1).
 
     σ_B,k log-spaced from σ_B,min (k = 1) to σ_B,max (k = K), σ_B,0 = 0; level k ↔ t = 1 − k/K.
     Between levels the continuous interpolation of §4.7 is used (linear in σ_B over the last
-    level, so the path is continuous), so ``velocity`` exists (σ' = 0 ⇒ v = A'_t x). Training levels k ~ U{1..K−1}; the native target is the previous
+    level, so the path is continuous), so ``velocity`` exists (σ' = 0 ⇒ v = A'_t x). Training
+    levels k ~ U{1..K−1}; the native target is the previous
     level's mean B_{k−1} x, predicted as a residual on z (§4.3); the prior is data-dependent:
     B_K x_train + δ ε (§4.4). Noise σ = 0.01 on [0, 1] data is 0.02 on our [-1, 1] scale.
     """
@@ -42,7 +43,8 @@ class IHDM(SpectralGaussianPath):
     def __post_init__(self) -> None:
         require(isinstance(self.K, int) and self.K >= 2, f"{self.name}: K must be an integer >= 2, got {self.K}")
         require(0 < self.sigma_blur_min < self.sigma_blur_max,
-                f"{self.name}: need 0 < sigma_blur_min < sigma_blur_max, got {self.sigma_blur_min}, {self.sigma_blur_max}")
+                f"{self.name}: need 0 < sigma_blur_min < sigma_blur_max, "
+                f"got {self.sigma_blur_min}, {self.sigma_blur_max}")
         require(self.noise_std > 0, f"{self.name}: noise_std must be > 0, got {self.noise_std}")
         require(self.delta >= 0, f"{self.name}: delta must be >= 0, got {self.delta}")
 
@@ -104,23 +106,23 @@ class IHDM(SpectralGaussianPath):
             "v": "v has no DC component (σ' = 0, α'_DC = 0), so x cannot be recovered from v̂",
         }
         if target in why:
-            return f"path 'ihdm' cannot use target '{target}': {why[target]} (methods.md §2.4)"
+            return f"path 'ihdm' cannot use target '{target}': {why[target]} (docs/methods.md §2.4)"
         if target == "prev_mean" and loss_space not in (None, "prev_mean"):
             return ("path 'ihdm' cannot measure a 'prev_mean' prediction in space "
-                    f"'{loss_space}': that needs B_(k-1)^-1, gains up to exp(Λσ²/2) (methods.md §2.9)")
+                    f"'{loss_space}': that needs B_(k-1)^-1, gains up to exp(Λσ²/2) (docs/methods.md §2.9)")
         return super().refusal(target, loss_space)
 
     def conversion_refusal(self, src, dst):
         if src == "prev_mean" and dst != src:
             return ("path 'ihdm' cannot convert 'prev_mean' to another kind: that needs "
-                    "B_(k-1)^-1 (methods.md §2.9)")
+                    "B_(k-1)^-1 (docs/methods.md §2.9)")
         return super().conversion_refusal(src, dst)
 
     def prior(self, eps: Array, data: Array | None = None) -> Array:
         """u_K = B_K x_data + δ ε: the data-dependent prior of IHDM's evaluation (§4.4)."""
         if data is None:
             raise ConfigError("path 'ihdm' has a data-dependent prior (blurred training images, "
-                              "methods.md §4.4): pass data")
+                              "docs/methods.md §4.4): pass data")
         check_like(data, eps, "data", "eps")
         tau_max = self.sigma_blur_max ** 2 / 2
         return spectral.heat_blur(data, tau_max) + self.delta * eps

@@ -10,7 +10,8 @@ wrapper that runs two branches per call sets it to 2).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import array_api_compat as aac
 
@@ -111,7 +112,7 @@ def times(z: Array, t: float) -> Array:
 
 
 def uniform_grid(n: int) -> list[float]:
-    """JiT's grid: n + 1 points linear in [0, 1] (methods.md §3.4)."""
+    """JiT's grid: n + 1 points linear in [0, 1] (docs/methods.md §3.4)."""
     return [i / n for i in range(n + 1)]
 
 

@@ -1,4 +1,4 @@
-"""HDFM's split-velocity samplers: adaptive β (released code) and exact β = a (methods.md §6.5)."""
+"""HDFM's split-velocity samplers: adaptive β (released code) and exact β = a (docs/methods.md §6.5)."""
 from __future__ import annotations
 
 import dataclasses

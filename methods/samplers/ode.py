@@ -1,4 +1,4 @@
-"""Deterministic ODE samplers on the velocity v̂ = E[ż | z] (methods.md §2.6, §3.4)."""
+"""Deterministic ODE samplers on the velocity v̂ = E[ż | z] (docs/methods.md §2.6, §3.4)."""
 from __future__ import annotations
 
 import dataclasses

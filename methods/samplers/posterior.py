@@ -1,4 +1,4 @@
-"""The ancestral / posterior sampler for spectral Gaussian paths (methods.md §2.7, BDM §5.3)."""
+"""The ancestral / posterior sampler for spectral Gaussian paths (docs/methods.md §2.7, BDM §5.3)."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +18,7 @@ class Posterior(Sampler):
     DC transition is degenerate and the DC is kept from the prior). The last step adds no noise.
     ``clip_x`` clips x̂ to [−1, 1] before each step (DDPM's practice). Off by default: for blurring
     paths an ε-prediction turned into x̂ carries high-frequency errors amplified by up to 1/(a d_min)
-    (methods.md §2.4, §5.3) that the posterior mean multiplies back by α(t_b); clipping them in
+    (docs/methods.md §2.4, §5.3) that the posterior mean multiplies back by α(t_b); clipping them in
     pixel space first saturates x̂ and destroys its low frequencies (measured on the default suite:
     BDM samples turn to grey noise with clipping, digits without).
     """

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from bench import sweep as sw
-from bench.cli import main
-from tests.test_sweep import write_spec
+from hdfm_bench.cli import main
+from hdfm_bench.sweeps import api as sw
+from tests.sweeps.test_sweeps import write_spec
 
 
 def _unavailable() -> str | None:
@@ -78,7 +78,7 @@ def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, 
     sweep = sw.Sweep.load(spec)
     assert len(sweep.runs) == 4
     assert main(["sweep", str(spec), "--executor", "slurm"]) == 0
-    jobs = {r["run_id"]: r["job_id"] for r in sweep.submissions().values()}
+    jobs = {r["run_id"]: r["job_id"] for r in sw.state.submissions(sweep).values()}
     assert len(jobs) == 4 and all("_" in j for j in jobs.values())  # one job array
     preempted, cancelled = sweep.runs[0], sweep.runs[1]
     _wait(lambda: _record(preempted).get("step", 0) >= 50 and _record(cancelled).get("step", 0) >= 50, 180,
@@ -90,7 +90,7 @@ def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, 
     _wait(lambda: "PENDING" in _squeue(jobs[preempted.run_id]) or len(_record(preempted).get("starts", [])) == 2,
           60, "the preempted job to be requeued")
     subprocess.run(["scontrol", "update", f"JobId={jobs[preempted.run_id]}", "StartTime=now"], capture_output=True)
-    states = lambda: [r["state"] for r in sweep.status()]  # noqa: E731
+    states = lambda: [r["state"] for r in sw.status(sweep)]
     _wait(lambda: states() == ["done", "interrupted", "done", "done"], 300, "the array to settle")
     first_pass = time.monotonic() - t0
     # re-run: only the cancelled run is submitted; it resumes from its checkpoint
@@ -103,7 +103,7 @@ def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, 
         assert len(starts) == 2 and starts[0] == 0 and 0 < starts[1] < 400, starts
     assert [_record(r)["starts"] for r in sweep.runs[2:]] == [[0], [0]]
     assert all(_record(r)["step"] == 400 for r in sweep.runs)
-    keys = sweep.stored_keys()
+    keys = sw.state.stored_keys(sweep)
     assert sorted(keys) == sorted(k for r in sweep.runs for k in r.eval_keys(False)) and set(keys.values()) == {1}
     slurm_total = time.monotonic() - t0
 

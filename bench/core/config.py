@@ -1,0 +1,172 @@
+"""One fully resolved run configuration: task × path × target × loss × backbone × budget.
+
+Loaded from TOML, overridden from the command line, frozen, hashed: the hash of everything that
+changes the trained weights is the run id, so the same command finds (and resumes) the same run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+from .hashing import RUN_ID_DIGITS, short_hash
+from .overrides import OverrideError, apply_override, non_finite
+
+BACKENDS = ("torch", "jax")
+DEVICES = ("auto", "cpu", "cuda")
+
+DOCS = {
+    "task": "data task (see tasks.list_tasks: toy, digits, mnist, cifar10, imagefolder)",
+    "task_params": "task parameters, e.g. root=/data/cifar10",
+    "path": "corruption path (hdfm-bench list)",
+    "path_params": "path parameters, e.g. a=0.5",
+    "target": "what the network predicts: x | eps | v | prev_mean ('' = the path's default)",
+    "loss": "loss space: x | eps | v | prev_mean ('' = the path's default for the target)",
+    "norm": "loss norm: l2 | l1 ('' = the path's default)",
+    "backbone": "network: vit | unet | mlp",
+    "backend": "training framework: torch | jax (equinox twins of vit and mlp; optax AdamW under jit)",
+    "backbone_params": "backbone parameters, e.g. size=tiny, patch=4",
+    "conditional": "class-conditional training (label dropout, CFG at sampling)",
+    "label_dropout": "probability of replacing the label by the null class",
+    "steps": "optimizer steps (budget)",
+    "batch_size": "images per step (budget)",
+    "lr": "AdamW learning rate after warm-up",
+    "warmup": "linear warm-up steps",
+    "weight_decay": "AdamW weight decay",
+    "beta1": "AdamW beta1",
+    "beta2": "AdamW beta2 (JiT: 0.95)",
+    "grad_clip": "gradient-norm clip (0 = off)",
+    "ema_decays": "EMA decays kept (sample with any)",
+    "seed": "seed of init, data order, noise and times",
+    "checkpoint_every": "checkpoint period in steps (also at the end)",
+    "device": "auto | cpu | cuda",
+    "bf16": "bf16 autocast on a GPU",
+    "out_dir": "folder holding run directories",
+}
+
+
+class RunConfigError(ValueError):
+    """A bad config file, key or value; one line naming the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    # what is compared
+    task: str = "mnist"
+    task_params: dict = dataclasses.field(default_factory=dict)
+    path: str = "noise_fm"
+    path_params: dict = dataclasses.field(default_factory=dict)
+    target: str = ""          # "" = the path's published default (e.g. x for noise_fm, eps for BDM)
+    loss: str = ""            # "" = the path's default loss space for that target
+    norm: str = ""            # "" = the path's default norm (l2; l1 for cold_blur)
+    backbone: str = "vit"
+    backbone_params: dict = dataclasses.field(default_factory=dict)
+    backend: str = "torch"    # torch | jax (bench/jax): same paths, objective and samplers
+    conditional: bool = True  # class-conditional with label dropout (CFG at sampling)
+    label_dropout: float = 0.1
+    # the budget (identical across compared runs)
+    steps: int = 800
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup: int = 50
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    ema_decays: tuple = (0.99, 0.999)
+    seed: int = 0
+    # running (not part of the run id)
+    checkpoint_every: int = 200
+    device: str = "auto"      # auto | cpu | cuda
+    bf16: bool = True         # bf16 autocast, used only on a GPU
+    out_dir: str = "runs"
+
+    RUN_ID_EXCLUDES: typing.ClassVar[tuple] = ("checkpoint_every", "device", "out_dir")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            bad = non_finite(getattr(self, f.name), f.name)
+            if bad:
+                raise RunConfigError(f"{bad} must be a finite number, got {getattr(self, f.name)!r}")
+        checks = [
+            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.warmup >= 0, f"warmup must be >= 0, got {self.warmup}"),
+            (0 <= self.label_dropout < 1, f"label_dropout must lie in [0, 1), got {self.label_dropout}"),
+            (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
+            (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
+            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got '{self.device}'"),
+            (self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}, got '{self.backend}'"),
+            (len(self.ema_decays) >= 1 and all(0 < d < 1 for d in self.ema_decays),
+             f"ema_decays must be numbers in (0, 1), got {list(self.ema_decays)}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise RunConfigError(msg)
+
+    # ---- identity -------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["ema_decays"] = list(self.ema_decays)
+        return d
+
+    def run_id(self) -> str:
+        d = {k: v for k, v in self.to_dict().items() if k not in self.RUN_ID_EXCLUDES}
+        if d["backend"] == "torch":  # the default: run ids from before the JAX backend stay valid
+            del d["backend"]
+        digest = short_hash(d, RUN_ID_DIGITS)
+        return f"{self.task}-{self.path}-{self.target or 'default'}-{digest}"
+
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.run_id()
+
+    # ---- construction ---------------------------------------------------------------------------
+    @classmethod
+    def fields(cls) -> list[dataclasses.Field]:
+        return list(dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
+        known = {f.name: f for f in cls.fields()}
+        kwargs = {}
+        for key, value in data.items():
+            if key not in known:
+                raise RunConfigError(f"{source}: unknown key '{key}'; known: {', '.join(known)}")
+            kwargs[key] = _coerce(known[key], value, source)
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+        """Read a TOML file (optional), then apply ``key=value`` overrides (``a.b=v`` for params)."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            p = Path(path)
+            if not p.is_file():
+                raise RunConfigError(f"config file not found: {p}")
+            try:
+                data = tomllib.loads(p.read_text(encoding="utf-8"))
+            except UnicodeDecodeError:
+                raise RunConfigError(f"{p}: not a UTF-8 text file") from None
+            except tomllib.TOMLDecodeError as err:
+                raise RunConfigError(f"{p}: invalid TOML: {err}") from None
+        try:
+            for item in overrides or []:
+                apply_override(data, item, "--set")
+        except OverrideError as err:
+            raise RunConfigError(str(err)) from None
+        return cls.from_mapping(data, str(path) if path else "override")
+
+
+def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
+    kind = f.type if not isinstance(f.type, str) else {"str": str, "int": int, "float": float, "bool": bool,
+                                                        "dict": dict, "tuple": tuple}[f.type]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is tuple and isinstance(value, list):
+        value = tuple(value)
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        raise RunConfigError(f"{source}: '{f.name}' expects {kind.__name__}, got {value!r}")
+    return value

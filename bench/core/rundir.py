@@ -1,0 +1,46 @@
+"""A run directory: the file names inside it and its run record (``run.json``).
+
+``runs/<run id>/`` holds ``checkpoint.pt`` (the latest checkpoint), ``run.json`` (status,
+budget, history, where each invocation started) and ``samples/`` (what ``hdfm-bench sample``
+writes). Every module names these files through the constants here.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .io import write_text
+
+CHECKPOINT_FILE = "checkpoint.pt"
+RECORD_FILE = "run.json"
+SAMPLES_DIR = "samples"
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_FILE
+
+
+def record_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / RECORD_FILE
+
+
+def read_record(run_dir: str | Path) -> dict[str, Any]:
+    """The run record as a dict; {} when there is none or it cannot be read."""
+    try:
+        rec = json.loads(record_path(run_dir).read_text())
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def update_record(run_dir: str | Path, run_id: str, config: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` (plus run id and config) into the run record and write it atomically."""
+    rec = read_record(run_dir)
+    rec.update({"run_id": run_id, "config": config, **fields})
+    write_text(record_path(run_dir), json.dumps(rec, indent=2, default=str))
+    return rec
+
+
+__all__ = ["CHECKPOINT_FILE", "RECORD_FILE", "SAMPLES_DIR", "checkpoint_path", "record_path", "read_record",
+           "update_record"]

@@ -1,0 +1,101 @@
+"""Figures from the results store (seaborn): FID vs counted NFE, band ratios, the spectral ratio
+along sampling, training losses. Every figure is written atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from hdfm_bench.core.io import write_with
+
+from .tables import TableError, protocol_frame
+
+
+def pyplot():
+    """(matplotlib.pyplot, seaborn) with the Agg backend and the project's theme."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    return plt, sns
+
+
+def save_figure(fig, dest: str | Path, dpi: int = 120) -> Path:
+    """Write ``fig`` as PNG atomically and release it."""
+    import matplotlib.pyplot as plt
+
+    out = write_with(Path(dest), lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"))
+    plt.close(fig)
+    return out
+
+def plot_metric_vs_nfe(df: pd.DataFrame, dest: str | Path, metric: str = "fid") -> Path:
+    """FID (or any metric) versus counted NFE, one line per method."""
+    plt, sns = pyplot()
+    sub = df[df["metric"] == metric].copy()
+    if sub.empty:
+        raise TableError(f"no '{metric}' rows to plot")
+    sub["nfe"] = protocol_frame(sub)["nfe"].astype(float).values
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    sns.lineplot(data=sub, x="nfe", y="value", hue="method", marker="o", ax=ax, errorbar="sd")
+    ax.set_xlabel("network evaluations (counted)")
+    ax.set_ylabel(metric)
+    ax.set_xscale("log")
+    return save_figure(fig, dest)
+
+
+def plot_band_ratios(df: pd.DataFrame, dest: str | Path) -> Path:
+    """Per-band spectral ratios (generated / reference), one bar group per band."""
+    plt, sns = pyplot()
+    sub = df[df["metric"].str.startswith("band_ratio@")].copy()
+    if sub.empty:
+        raise TableError("no band_ratio rows to plot")
+    sub["band"] = sub["metric"].str.split("@").str[1]
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    sns.barplot(data=sub, x="band", y="value", hue="method", ax=ax, errorbar="sd")
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_ylabel("power ratio gen / ref (1 = ideal)")
+    ax.set_xlabel("octave band (cycles/px)")
+    ax.tick_params(axis="x", labelrotation=30)
+    return save_figure(fig, dest)
+
+
+def plot_trajectory(df: pd.DataFrame, dest: str | Path) -> Path:
+    """High-frequency energy ratio of x̂ along sampling (t = 0 noise → 1 data), per method."""
+    plt, sns = pyplot()
+    sub = df[df["metric"] == "r_hf_trajectory"].copy()
+    if sub.empty:
+        raise TableError("no r_hf_trajectory rows to plot")
+    sub["t"] = protocol_frame(sub)["t"].astype(float).values
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    sns.lineplot(data=sub, x="t", y="value", hue="method", ax=ax, errorbar="sd")
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("t (0 = source, 1 = data)")
+    ax.set_ylabel("R_hf of the sampler state vs data")
+    return save_figure(fig, dest)
+
+
+def plot_losses(histories: dict[str, list], dest: str | Path) -> Path:
+    """Training loss curves ({method: [[step, loss], ...]}), smoothed over 25 steps."""
+    plt, sns = pyplot()
+    frames = [pd.DataFrame(h, columns=["step", "loss"]).assign(method=m) for m, h in histories.items() if h]
+    if not frames:
+        raise TableError("no training histories to plot")
+    data = pd.concat(frames)
+    data["loss"] = data.groupby("method")["loss"].transform(lambda s: s.rolling(25, min_periods=1).mean())
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    sns.lineplot(data=data, x="step", y="loss", hue="method", ax=ax)
+    ax.set_yscale("log")
+    ax.set_ylabel("training loss (own objective, 25-step mean)")
+    return save_figure(fig, dest)
+
+
+#: the figures ``hdfm-bench plot`` draws from a store (``losses`` reads the run records instead)
+PLOTS = {"fid_vs_nfe": plot_metric_vs_nfe, "band_ratios": plot_band_ratios, "trajectory": plot_trajectory}
+
+__all__ = ["pyplot", "save_figure", "plot_metric_vs_nfe", "plot_band_ratios", "plot_trajectory", "plot_losses",
+           "PLOTS"]

@@ -1,0 +1,241 @@
+"""The results store: long-format metric rows, safe for many concurrent writer processes.
+
+One row per (run, checkpoint, metric, protocol). A row is a dict with at least ``run_id``,
+``checkpoint_step``, ``metric``, ``value`` (finite number) and ``protocol`` (a JSON-serialisable
+dict: the protocol stamp — extractor, extractor_hash, n_gen, n_ref, reference_split,
+reference_hash, resolution, sampler, steps, nfe, cfg_scale, cfg_interval, ema, seed, budget, ...).
+Optional columns ``method``, ``path``, ``target``, ``task`` and ``created`` (UTC ISO time,
+filled in when absent) are stored when given; other JSON-serialisable keys are kept as well.
+Each stored row also gets ``protocol_hash`` (:meth:`ResultStore.protocol_hash`).
+
+Design (why JSON lines rather than SQLite): the store is one append-only text file,
+``<dir>/results.jsonl``, readable with any tool and mergeable by ``cat``. Each
+:meth:`ResultStore.append` call writes **one line holding the whole batch**
+(``{"v": 1, "rows": [...]}``) with a single ``os.write`` on an ``O_APPEND`` descriptor while
+holding an exclusive ``fcntl.flock``. Hence:
+
+* concurrent writers never interleave (the lock serialises them; O_APPEND puts every write
+  at the current end);
+* a batch is all-or-nothing: a line is either complete and valid JSON (the whole batch) or a
+  truncated prefix, which is never valid JSON; if the write itself fails, the writer truncates
+  the file back to its previous size;
+* a writer killed (SIGKILL) mid-write leaves at most one unterminated partial line at the end.
+  The reader skips any line that is not valid JSON and counts it (``skipped_lines``, with a
+  warning); the next writer, under the lock, starts its line with a newline when the file
+  does not end with one, so the partial line can never merge with a good one.
+
+SQLite in WAL mode would give the same guarantees but is a binary file and is unreliable on
+network filesystems; flock on a local disk plus O_APPEND is simpler and sufficient here
+(``flock`` is advisory and also unreliable over some NFS setups — keep stores on local disk).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import numbers
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hdfm_bench.core.hashing import KEY_DIGITS, short_hash
+from hdfm_bench.core.io import append_line, write_with
+
+__all__ = ["ResultStore", "StoreError", "REQUIRED", "OPTIONAL", "FILE_NAME"]
+
+REQUIRED = ("run_id", "checkpoint_step", "metric", "value", "protocol")
+OPTIONAL = ("method", "path", "target", "task", "created")
+_BASE_COLUMNS = (
+    "run_id", "checkpoint_step", "metric", "value",
+    "method", "path", "target", "task", "created", "protocol_hash", "protocol_json",
+)
+FILE_NAME = "results.jsonl"
+_FORMAT_VERSION = 1
+
+
+class StoreError(ValueError):
+    """A row that cannot be stored (missing keys, non-finite value, bad protocol), or a bad store."""
+
+
+def _json_default(o: Any) -> Any:
+    """Let numpy scalars/arrays serialise as their Python equivalents (same JSON, same hash)."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"object of type {type(o).__name__} is not JSON serialisable")
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False,
+                      default=_json_default, ensure_ascii=False)
+
+
+def _freeze(v: Any) -> Any:
+    """Column value for a flattened protocol field: lists → tuples (hashable), dicts → JSON."""
+    if isinstance(v, list):
+        return tuple(_freeze(x) for x in v)
+    if isinstance(v, dict):
+        return _canonical(v)
+    return v
+
+
+class ResultStore:
+    """An append-only, multi-process-safe store of long-format metric rows.
+
+    ``path`` is a directory (the rows live in ``<path>/results.jsonl``) or a file path ending
+    in ``.jsonl``. Parent directories are created on the first append.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, fsync: bool = False) -> None:
+        p = Path(path)
+        self.file = p if p.suffix == ".jsonl" else p / FILE_NAME
+        self.fsync = fsync
+        self.skipped_lines = 0  # invalid (partial) lines seen by the last read()
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.file)!r})"
+
+    # ------------------------------------------------------------------ hashing / validation
+    @staticmethod
+    def protocol_hash(protocol: Mapping[str, Any]) -> str:
+        """Stable hash of a protocol dict (``core.hashing.short_hash``, 16 hex digits).
+
+        Independent of key order (at every nesting level); numpy scalars hash like the
+        equivalent Python numbers.
+        """
+        if not isinstance(protocol, Mapping):
+            raise StoreError(f"protocol is a {type(protocol).__name__}; expected a dict")
+        try:
+            _canonical(dict(protocol))  # refuses NaN and objects JSON cannot hold
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"protocol is not JSON-serialisable: {e}") from None
+        return short_hash(dict(protocol), KEY_DIGITS)
+
+    def _prepare(self, row: Any, k: int) -> dict[str, Any]:
+        if not isinstance(row, Mapping):
+            raise StoreError(f"row {k} is a {type(row).__name__}; expected a dict")
+        missing = [key for key in REQUIRED if key not in row]
+        if missing:
+            raise StoreError(f"row {k} is missing required key(s) {missing}; required: {list(REQUIRED)}")
+        out = dict(row)
+        v = out["value"]
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise StoreError(f"row {k}: value {v!r} is not a real number")
+        v = float(v)
+        if not math.isfinite(v):
+            raise StoreError(f"row {k}: value {v} is not finite")
+        out["value"] = v
+        step = out["checkpoint_step"]
+        if step is not None:
+            if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+                raise StoreError(f"row {k}: checkpoint_step {step!r} is not an integer (or None)")
+            out["checkpoint_step"] = int(step)
+        if not isinstance(out["run_id"], str) or not out["run_id"]:
+            raise StoreError(f"row {k}: run_id {out['run_id']!r} is not a non-empty string")
+        if not isinstance(out["metric"], str) or not out["metric"]:
+            raise StoreError(f"row {k}: metric {out['metric']!r} is not a non-empty string")
+        try:
+            h = self.protocol_hash(out["protocol"])
+        except StoreError as e:
+            raise StoreError(f"row {k}: {e}") from None
+        out["protocol"] = json.loads(_canonical(dict(out["protocol"])))
+        out["protocol_hash"] = h  # derived from the protocol: a stale hash in a copied row is replaced
+        out.pop("protocol_json", None)
+        if out.get("created") is None:
+            out["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        try:
+            _canonical(out)
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"row {k} is not JSON-serialisable: {e}") from None
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def append(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Append rows, all or nothing: every row is validated before anything is written.
+
+        Returns the number of rows written. Raises StoreError for a row missing a required
+        key, a non-finite value, or a protocol that is not a JSON-serialisable dict.
+        """
+        if isinstance(rows, Mapping):
+            raise StoreError("append() takes a list of row dicts, not a single dict")
+        prepared = [self._prepare(r, k) for k, r in enumerate(rows)]
+        if not prepared:
+            return 0
+        line = json.dumps({"v": _FORMAT_VERSION, "rows": prepared}, separators=(",", ":"),
+                          allow_nan=False, default=_json_default, ensure_ascii=False)
+        append_line(self.file, line, fsync=self.fsync)
+        return len(prepared)
+
+    # ------------------------------------------------------------------ reading
+    def rows(self) -> list[dict[str, Any]]:
+        """All complete stored rows, in append order (raw dicts, protocol as a dict)."""
+        self.skipped_lines = 0
+        if not self.file.exists():
+            return []
+        with open(self.file, "rb") as fh:
+            blob = fh.read()
+        out: list[dict[str, Any]] = []
+        for raw in blob.split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+                batch = rec["rows"]
+                if not isinstance(batch, list):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                self.skipped_lines += 1
+                continue
+            out.extend(batch)
+        if self.skipped_lines:
+            warnings.warn(f"{self.file}: skipped {self.skipped_lines} incomplete or invalid "
+                          "line(s) (a writer interrupted mid-append)", RuntimeWarning, stacklevel=2)
+        return out
+
+    def read(self) -> pd.DataFrame:
+        """The store as a DataFrame, one row per stored row.
+
+        Columns: run_id, checkpoint_step, metric, value, method, path, target, task, created,
+        protocol_hash, protocol_json (the protocol as sorted JSON), any extra row keys, and one
+        ``protocol.<key>`` column per top-level protocol field (lists become tuples, nested
+        dicts JSON strings; fields a row lacks are missing values).
+        """
+        records = []
+        for r in self.rows():
+            proto = r.get("protocol") or {}
+            rec = {k: v for k, v in r.items() if k != "protocol"}
+            rec["protocol_json"] = _canonical(proto)
+            for k, v in proto.items():
+                rec[f"protocol.{k}"] = _freeze(v)
+            records.append(rec)
+        df = pd.DataFrame.from_records(records)
+        for c in _BASE_COLUMNS:
+            if c not in df.columns:
+                df[c] = pd.Series(dtype=object if c != "value" else float, index=df.index)
+        base = list(_BASE_COLUMNS)
+        rest = sorted(c for c in df.columns if c not in base and not c.startswith("protocol."))
+        proto_cols = sorted(c for c in df.columns if c.startswith("protocol."))
+        return df[base + rest + proto_cols]
+
+    def __len__(self) -> int:
+        return len(self.rows())
+
+    @classmethod
+    def write_fresh(cls, dest: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> ResultStore:
+        """A new store file at ``dest`` holding exactly ``rows`` (validated), replacing any old one at once."""
+        dest = Path(dest)
+        if dest.suffix != ".jsonl":
+            dest = dest / FILE_NAME
+
+        def write(tmp: Path) -> None:  # tmp ends in .jsonl, like dest
+            tmp.write_bytes(b"")
+            cls(tmp).append(rows)
+
+        write_with(dest, write)
+        return cls(dest)

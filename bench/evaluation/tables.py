@@ -1,0 +1,143 @@
+"""Paper-style tables from the results store (tabulate: Markdown, LaTeX, CSV).
+
+The table never recomputes a metric: it reads long-format rows, groups them by (row, column),
+aggregates over seeds (mean ± std and the best seed) and refuses to put numbers measured under
+different protocols in one column, naming the field that differs.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+#: protocol fields that must agree inside one table column (what makes two numbers comparable)
+MUST_MATCH = ("task", "extractor", "extractor_hash", "n_gen", "n_ref", "reference_split",
+              "reference_hash", "resolution")
+#: higher is better for these metrics; everything else lower is better (r_hf: closest to 1)
+HIGHER_IS_BETTER = {"precision", "recall", "accuracy", "class_accuracy"}
+CLOSEST_TO_ONE = {"r_hf"}
+
+
+#: output formats of :func:`make_table`
+FORMATS = ("markdown", "latex", "csv")
+
+
+class TableError(ValueError):
+    """Rows that cannot share a column, or a bad table request."""
+
+
+def _badness(metric: str, value: float) -> float:
+    base = metric.split("@")[0]
+    if base in HIGHER_IS_BETTER:
+        return -value
+    if base in CLOSEST_TO_ONE:
+        return abs(math.log(value)) if value > 0 else math.inf
+    return value
+
+
+def protocol_frame(df: pd.DataFrame) -> pd.DataFrame:
+    return df["protocol_json"].map(json.loads).apply(pd.Series) if len(df) else pd.DataFrame()
+
+
+def check_protocols(df: pd.DataFrame, column: str = "metric", allow_mixed: bool = False) -> list[str]:
+    """Refuse columns mixing protocols; return warnings (budget differences, overridden refusals)."""
+    warnings: list[str] = []
+    proto = protocol_frame(df)
+    for col_value, idx in df.groupby(column).groups.items():
+        sub = proto.loc[idx]
+        for field in MUST_MATCH:
+            if field not in sub:
+                continue
+            values = sub[field].map(lambda v: json.dumps(v, sort_keys=True, default=str)).unique()
+            if len(values) > 1:
+                msg = (f"column '{col_value}' mixes protocols: field '{field}' differs "
+                       f"({', '.join(sorted(values)[:3])}); pass allow_mixed to override")
+                if not allow_mixed:
+                    raise TableError(msg)
+                warnings.append(msg)
+    if "budget" in proto:  # compared within a column (columns may differ, e.g. the toy's D)
+        budgets = proto["budget"].map(lambda b: json.dumps(_budget_key(b), sort_keys=True))
+        odd: dict = {}
+        for _, idx in df.groupby(column).groups.items():
+            col = budgets.loc[idx]
+            if col.nunique() > 1:
+                odd.update(dict.fromkeys(df.loc[col.index[col != col.mode().iloc[0]], "method"]))
+        if odd:
+            warnings.append(f"budget differs for: {', '.join(map(str, odd))} (flagged †)")
+    return warnings
+
+
+def _budget_key(b) -> dict:
+    if not isinstance(b, dict):
+        return {}
+    return {k: b.get(k) for k in ("images_seen", "parameters", "batch_size", "steps")}
+
+
+def aggregate(df: pd.DataFrame, row: str = "method", column: str = "metric",
+              seed_field: str = "seed") -> pd.DataFrame:
+    """Mean, std, best and count over seeds for each (row, column).
+
+    A "seed" is one (run, sampling seed) pair: rows of the same method from runs trained with
+    different seeds (a sweep's seed axis) count as separate seeds, as do sampling seeds of one run."""
+    proto = protocol_frame(df)
+    sampling = proto[seed_field].astype(str) if seed_field in proto else "0"
+    run = df["run_id"].astype(str) if "run_id" in df else ""
+    df = df.assign(_seed=run + "/" + sampling)
+    out = []
+    for (r, c), g in df.groupby([row, column], sort=False):
+        vals = g["value"].astype(float)
+        best = min(vals, key=lambda v: _badness(str(c), v))
+        out.append({row: r, column: c, "mean": vals.mean(), "std": vals.std(ddof=1) if len(vals) > 1 else 0.0,
+                    "best": best, "n_seeds": g["_seed"].nunique()})
+    return pd.DataFrame(out)
+
+
+def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", column: str = "metric",
+               columns: Sequence[str] | None = None, allow_mixed: bool = False,
+               digits: int = 4) -> tuple[str, list[str]]:
+    """A paper-style table: one row per method, one column per metric, "mean ± std (best seed)".
+
+    ``fmt``: markdown | latex | csv. The best value of each column is bold (markdown/latex).
+    Returns the text and the warnings (budget flags, overridden protocol refusals).
+    """
+    from tabulate import tabulate
+
+    if fmt not in FORMATS:
+        raise TableError(f"unknown table format '{fmt}'; known: {', '.join(FORMATS)}")
+    if df.empty:
+        raise TableError("no results to tabulate")
+    if columns:
+        missing = [c for c in columns if c not in set(df[column])]
+        if missing:
+            raise TableError(f"no rows for column(s) {', '.join(missing)}; have {', '.join(sorted(set(df[column])))}")
+        df = df[df[column].isin(columns)]
+    warnings = check_protocols(df, column, allow_mixed)
+    agg = aggregate(df, row, column)
+    cols = list(columns or dict.fromkeys(agg[column]))
+    rows = list(dict.fromkeys(agg[row]))
+    flagged = {w.split(": ", 1)[1].split(" (")[0] for w in warnings if w.startswith("budget differs")}
+    best = {c: min(agg[agg[column] == c]["mean"], key=lambda v: _badness(c, v)) for c in cols}
+    if fmt == "csv":
+        return agg.to_csv(index=False), warnings
+    bold = (lambda s: f"**{s}**") if fmt == "markdown" else (lambda s: f"\\textbf{{{s}}}")
+    pm = "±" if fmt == "markdown" else "$\\pm$"
+    body = []
+    for r in rows:
+        line = [f"{r}{' †' if str(r) in flagged else ''}"]
+        for c in cols:
+            cell = agg[(agg[row] == r) & (agg[column] == c)]
+            if cell.empty:
+                line.append("—")
+                continue
+            m, s, n = cell["mean"].iloc[0], cell["std"].iloc[0], cell["n_seeds"].iloc[0]
+            b = cell["best"].iloc[0]
+            text = f"{m:.{digits}g}" + (f" {pm} {s:.2g} (best {b:.{digits}g})" if n > 1 else "")
+            line.append(bold(text) if m == best[c] else text)
+        body.append(line)
+    table = tabulate(body, headers=[row] + cols, tablefmt="github" if fmt == "markdown" else "latex_raw")
+    return table, warnings
+
+
+__all__ = ["FORMATS", "MUST_MATCH", "TableError", "check_protocols", "aggregate", "make_table", "protocol_frame"]

@@ -1,0 +1,163 @@
+"""The default suite (``hdfm-bench run``): four corruption paths, one backbone, one budget, MNIST.
+
+Every method is trained with the same ViT, batch, number of steps, optimiser, EMA and data order,
+then sampled class-conditionally (500 images, 50 per class) with its own published sampler and
+evaluated (FID/KID/PR and class accuracy with the domain-mnist extractor against the 10k test
+split, our spectral ratios, the spectral ratio along sampling). Writes under results/suite/: a grid
+per method, the protocol-stamped rows (results.jsonl), the table (md/tex/csv) and the plots.
+``--quick`` runs the same pipeline with a small budget.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from hdfm_bench.core.config import RunConfig
+from hdfm_bench.core.io import write_text, write_with
+from hdfm_bench.evaluation import plots, tables
+from hdfm_bench.evaluation.evaluate import evaluate_run
+from hdfm_bench.evaluation.protocol import TABLE_METRICS, EvalSettings
+from hdfm_bench.evaluation.store import FILE_NAME, ResultStore
+from hdfm_bench.methods import recipe
+from hdfm_bench.sampling.output import write_samples
+from hdfm_bench.training import train
+
+#: the suite's four methods, each with its own recipe (target, loss, sampler and budget:
+#: ``methods.recipe``); IHDM with its MNIST configuration (K = 100, σ_B,max = 20 px)
+PATH_PARAMS: dict[str, dict] = {"noise_fm": {}, "hdfm": {}, "blurring_diffusion": {},
+                                "ihdm": {"K": 100, "sigma_blur_max": 20.0}}
+METHODS: dict[str, dict] = {
+    m: {"path": m, "path_params": params, "target": recipe(m).target, "loss": recipe(m).loss}
+    for m, params in PATH_PARAMS.items()}
+
+# One budget for all: the 0.73 M-parameter ViT "tiny" (width 96, 4 blocks, patch 4 → 7×7 tokens
+# at 28×28). Measured on 2 cores: ~0.19 s per step at batch 96; 700 steps (67k images, ~1.1 epoch)
+# give recognisable class-conditional digits for x-prediction (800 steps ~11 min for all four).
+BUDGET = {"task": "mnist", "backbone": "vit",
+          "backbone_params": {"size": "tiny", "patch": 4},
+          "lr": 2e-3, "warmup": 50, "ema_decays": [0.99, 0.999],
+          "label_dropout": 0.1, "seed": 0}
+FULL = {"steps": 700, "batch_size": 96, "checkpoint_every": 100}
+QUICK = {"steps": 150, "batch_size": 64, "checkpoint_every": 50}
+
+# Each method's own sampler at its own budget (the recipe: sampler=None); one guidance protocol for
+# all: CFG 3.0 on JiT's interval, the slowest EMA.
+CFG_SCALE = 3.0
+
+
+def configs(quick: bool = False, out_dir: str = "runs", methods: list[str] | None = None,
+            backend: str = "torch") -> dict[str, RunConfig]:
+    chosen = methods or list(METHODS)
+    for m in chosen:
+        if m not in METHODS:
+            raise ValueError(f"unknown suite method '{m}'; known: {', '.join(METHODS)}")
+    extra = QUICK if quick else FULL
+    return {m: RunConfig.from_mapping({**BUDGET, **extra, **METHODS[m], "out_dir": out_dir, "backend": backend},
+                                      source="suite")
+            for m in chosen}
+
+
+def run_suite(quick: bool = False, results: str | Path = "results/suite", out_dir: str = "runs",
+              methods: list[str] | None = None, n_samples: int = 100, n_eval: int | None = None,
+              backend: str = "torch") -> dict:
+    """Train (or resume), sample and evaluate every method; write grids, the table and the plots.
+
+    ``backend="jax"`` trains and samples the same configs with the JAX backend (other run ids)."""
+    cfgs = configs(quick, out_dir, methods, backend)
+    n_eval = n_eval or (100 if quick else 500)  # --quick: a first look in under 3 minutes
+    results = Path(results) / ("quick" if quick else "")
+    total = sum(c.steps for c in cfgs.values())
+    summary = {"quick": quick, "budget": {**BUDGET, **(QUICK if quick else FULL)}, "methods": {}}
+    t_start = time.perf_counter()
+    done_steps, eval_rows, histories = 0, [], {}
+    with tqdm(total=total, desc="suite: training", unit="step", dynamic_ncols=True) as bar:
+        for name, cfg in cfgs.items():
+            bar.set_description(f"suite: training {name}")
+            t0 = time.perf_counter()
+            res = train(cfg, progress=False, on_step=lambda s, loss: (bar.update(1),
+                                                                      bar.set_postfix(loss=f"{loss:.4f}")))
+            done_steps += cfg.steps
+            bar.update(done_steps - bar.n)  # steps a resumed run did not redo
+            # The run's own recorded training time (also right when this call only resumed/skipped it).
+            t_train = res.record["budget"].get("wall_time_s") or (time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            settings = EvalSettings(cfg_scale=CFG_SCALE, ema=max(cfg.ema_decays), n=max(n_eval, n_samples), seed=0,
+                                    reference_split="test")
+            rows, out = evaluate_run(res.run_dir, settings, method=name)
+            eval_rows += rows
+            files = write_samples({**out, "samples": out["samples"][:n_samples],
+                                   "labels": None if out["labels"] is None else out["labels"][:n_samples]},
+                                  results / name)
+            t_sample = time.perf_counter() - t1
+            histories[name] = res.record.get("history") or []
+            summary["methods"][name] = {"run_dir": str(res.run_dir), "grid": str(files["grid"]),
+                                        "objective": res.record.get("objective"),
+                                        "final_loss": res.record.get("final_loss"),
+                                        "parameters": res.record["budget"]["parameters"],
+                                        "train_s": round(t_train, 1), "sample_s": round(t_sample, 1),
+                                        "protocol": out["protocol"]}
+            tqdm.write(f"[suite] {name}: trained in {t_train:.0f} s; sampled {len(out['samples'])} "
+                       f"({out['protocol']['nfe']} NFE) and evaluated in {t_sample:.0f} s -> {files['grid']}")
+    store = ResultStore(results / FILE_NAME)
+    store.append(eval_rows)
+    summary["tables"] = write_reports(store, results, [r["run_id"] for r in eval_rows], histories)
+    summary["invocation_wall_s"] = round(time.perf_counter() - t_start, 1)  # resumed runs: sampling only
+    summary["train_total_s"] = round(sum(m["train_s"] for m in summary["methods"].values()), 1)
+    summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    summary["overview"] = str(overview(summary, results / "overview.png"))
+    write_text(results / "summary.json", json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def write_reports(store, results: Path, run_ids: list[str], histories: dict) -> dict:
+    """The suite's table (Markdown, LaTeX, CSV) and plots from this invocation's rows."""
+    df = store.read()
+    df = df[df["run_id"].isin(set(run_ids))]
+    latest = df.groupby(["run_id", "metric"])["created"].transform("max") == df["created"]
+    df = df[latest]
+    out = {}
+    cols = [c for c in TABLE_METRICS if c in set(df["metric"])]
+    for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+        text, warnings = tables.make_table(df, fmt=fmt, columns=cols)
+        if fmt == "markdown":
+            proto = json.loads(df[df["metric"] == "fid"]["protocol_json"].iloc[0])
+            caption = (f"Default suite, {proto['task']}: FID/KID/precision/recall with extractor "
+                       f"{proto['extractor']} ({proto['extractor_hash']}), {proto['n_gen']} generated vs "
+                       f"{proto['n_ref']} {proto['reference_split']} images; class_accuracy = domain "
+                       f"classifier on class-conditional samples; r_hf and lsd = our spectral ratio "
+                       f"(docs/methods.md §9; 1 and 0 are ideal). Samplers/NFE/CFG/EMA per method in summary.json.")
+            text = f"{caption}\n\n{text}\n" + "".join(f"\n> {w}" for w in warnings)
+            tqdm.write(text)
+        out[fmt] = str(write_text(results / f"table.{ext}", text))
+    for key in ("band_ratios", "trajectory", "fid_vs_nfe"):
+        out[key] = str(plots.PLOTS[key](df, results / f"{key}.png"))
+    if histories:
+        out["losses"] = str(plots.plot_losses(histories, results / "losses.png"))
+    return out
+
+
+def overview(summary: dict, dest: Path) -> Path:
+    """One figure: each method's grid titled with its objective, sampler and counted NFE."""
+    from PIL import Image
+
+    plt, _ = plots.pyplot()
+    items = list(summary["methods"].items())
+    fig, axes = plt.subplots(1, len(items), figsize=(4.2 * len(items), 4.9), squeeze=False)
+    for ax, (_name, m) in zip(axes[0], items):
+        ax.imshow(Image.open(m["grid"]), interpolation="nearest")
+        p = m["protocol"]
+        ax.set_title(f"{m['objective']}\n{p['sampler']}, {p['steps']} steps, NFE {p['nfe']}, "
+                     f"CFG {p['cfg_scale']:g}, EMA {p['ema']}", fontsize=8)
+        ax.axis("off")
+    b = summary["budget"]
+    params = next(iter(summary["methods"].values()))["parameters"]
+    fig.suptitle(f"hdfm-bench default suite: MNIST, same ViT ({params:,} "
+                 f"params), {b['steps']} steps x batch {b['batch_size']}; columns = class 0-9", fontsize=10)
+    fig.tight_layout()
+    out = write_with(dest, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out

@@ -1,0 +1,66 @@
+"""The one builder from a RunConfig to (task, path, objective, model), and loading a trained run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from hdfm_bench.backbones import build_backbone
+from hdfm_bench.core.config import RunConfig
+from hdfm_bench.core.rundir import checkpoint_path
+from hdfm_bench.methods import Objective, get_path
+from hdfm_bench.tasks import Task, get_task
+
+from . import checkpoint as ckpt
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no GPU is available")
+    return torch.device(name)
+
+
+def num_classes(cfg: RunConfig, task: Task) -> int:
+    """Classes the backbone is conditioned on: the task's when the run is conditional, else 0."""
+    return task.num_classes if cfg.conditional else 0
+
+
+def build_model(cfg: RunConfig, task: Task) -> torch.nn.Module:
+    """A fresh backbone for ``cfg`` (initialised from the global torch RNG seeded with ``cfg.seed``)."""
+    torch.manual_seed(cfg.seed)
+    return build_backbone(cfg.backbone, shape=tuple(task.shape), num_classes=num_classes(cfg, task),
+                          **cfg.backbone_params)
+
+
+def build(cfg: RunConfig, *, check_data: bool = True):
+    """Task, path, objective and a fresh model for ``cfg`` (every name validated first)."""
+    task = get_task(cfg.task, check_data=check_data, **cfg.task_params)
+    path = get_path(cfg.path, **cfg.path_params)
+    objective = Objective(path, cfg.target or None, cfg.loss or None, cfg.norm or None)
+    return task, path, objective, build_model(cfg, task)
+
+
+def load_run(run_dir: str | Path, ema: float | None = None) -> tuple[RunConfig, torch.nn.Module, dict]:
+    """The config, the model (raw weights or the EMA of decay ``ema``) and the checkpoint of a run."""
+    run_dir = Path(run_dir)
+    state = ckpt.load(checkpoint_path(run_dir))
+    cfg = RunConfig.from_mapping(json.loads(state["config"]), source=str(run_dir))
+    task = get_task(cfg.task, **cfg.task_params)
+    model = build_backbone(cfg.backbone, shape=tuple(task.shape), num_classes=num_classes(cfg, task),
+                           **cfg.backbone_params)
+    if ema is None:
+        weights = state["model"]
+    else:
+        key = repr(float(ema))
+        if key not in state["ema"]:
+            raise ckpt.CheckpointError(f"run {run_dir} has no EMA with decay {ema}; has {', '.join(state['ema'])}")
+        weights = state["ema"][key]
+    model.load_state_dict(weights)
+    return cfg, model.eval(), state
+
+
+__all__ = ["resolve_device", "num_classes", "build_model", "build", "load_run"]

@@ -1,0 +1,35 @@
+"""evaluate_run: every stored number carries its protocol; rows land in the store."""
+from __future__ import annotations
+
+import pytest
+
+from hdfm_bench.evaluation.evaluate import evaluate_run
+from hdfm_bench.evaluation.store import ResultStore
+from hdfm_bench.training import train
+from tests.training.helpers import cfg_for
+
+PROTOCOL_FIELDS = {"task", "extractor", "extractor_hash", "n_gen", "n_ref", "reference_split", "reference_hash",
+                   "resolution", "sampler", "sampler_params", "steps", "nfe", "cfg_scale", "cfg_interval", "ema",
+                   "seed", "checkpoint_step", "budget"}
+
+
+def test_evaluate_run_stamps_every_row(tmp_path):
+    res = train(cfg_for(tmp_path, "hdfm", steps=3), progress=False)
+    rows, out = evaluate_run(res.run_dir, method="hdfm-test", sampler="heun", steps=3, cfg_scale=2.0, ema=0.99,
+                             n=40, seed=1, reference_split="test", kid_subset_size=20, trajectory_n=10)
+    metrics = {r["metric"] for r in rows}
+    assert {"fid", "kid", "precision", "recall", "class_accuracy", "r_hf", "lsd", "r_hf_trajectory"} <= metrics
+    assert any(m.startswith("band_ratio@") for m in metrics)
+    for r in rows:
+        assert PROTOCOL_FIELDS <= set(r["protocol"]), PROTOCOL_FIELDS - set(r["protocol"])
+        assert r["run_id"] == res.record["run_id"] and r["checkpoint_step"] == 3 and r["method"] == "hdfm-test"
+    p = next(r["protocol"] for r in rows if r["metric"] == "fid")
+    assert (p["extractor"], p["n_gen"], p["nfe"], p["cfg_scale"], p["ema"], p["seed"]) == ("domain-digits", 40, 10,
+                                                                                           2.0, 0.99, 1)
+    assert p["n_ref"] == 360 and p["budget"]["images_seen"] == 3 * 64
+    traj = sorted(r["protocol"]["t"] for r in rows if r["metric"] == "r_hf_trajectory")
+    assert traj == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+    store = ResultStore(tmp_path / "r.jsonl")
+    store.append(rows)
+    df = store.read()
+    assert len(df) == len(rows) and set(df["protocol.extractor"]) == {"domain-digits"}

@@ -1,0 +1,75 @@
+"""Tables: mean ± std over seeds, best in bold, protocol refusals naming the field, budget flags."""
+from __future__ import annotations
+
+import pytest
+
+from hdfm_bench.evaluation import tables
+from tests.evaluation.helpers import PROTO, frame, rows
+
+
+def test_mean_std_best_and_bold():
+    df = frame(rows("noise_fm", "fid", [10.0, 12.0]), rows("hdfm", "fid", [8.0, 9.0]),
+               rows("noise_fm", "recall", [0.5, 0.7]), rows("hdfm", "recall", [0.4, 0.4]))
+    text, warnings = tables.make_table(df, columns=["fid", "recall"])
+    assert warnings == []
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines()[2:]}
+    assert "**8.5 ± 0.71 (best 8)**" in lines["hdfm"]                  # lower FID is better
+    assert "11 ± 1.4 (best 10)" in lines["noise_fm"]
+    assert "**0.6 ± 0.14 (best 0.7)**" in lines["noise_fm"]            # higher recall is better
+    agg = tables.aggregate(df)
+    best = agg[(agg.method == "noise_fm") & (agg.metric == "fid")]["best"].iloc[0]
+    assert best == 10.0
+    latex, _ = tables.make_table(df, fmt="latex", columns=["fid"])
+    assert "\\textbf{8.5 $\\pm$ 0.71 (best 8)}" in latex and "\\begin{tabular}" in latex
+    csv, _ = tables.make_table(df, fmt="csv", columns=["fid"])
+    assert csv.splitlines()[0] == "method,metric,mean,std,best,n_seeds"
+
+
+def test_mixed_protocols_are_refused_naming_the_field():
+    df = frame(rows("noise_fm", "fid", [10.0]), rows("hdfm", "fid", [8.0], n_gen=1000))
+    with pytest.raises(tables.TableError, match="column 'fid' mixes protocols: field 'n_gen' differs"):
+        tables.make_table(df)
+    text, warnings = tables.make_table(df, allow_mixed=True)
+    assert "n_gen" in warnings[0] and "hdfm" in text
+    df = frame(rows("noise_fm", "fid", [10.0]), rows("hdfm", "fid", [8.0], extractor="inception"))
+    with pytest.raises(tables.TableError, match="field 'extractor' differs"):
+        tables.make_table(df)
+
+
+def test_samplers_may_differ_per_method_but_budgets_are_flagged():
+    df = frame(rows("noise_fm", "fid", [10.0]), rows("ihdm", "fid", [30.0], sampler="ihdm_delta", nfe=200))
+    text, warnings = tables.make_table(df)
+    assert warnings == [] and "†" not in text
+    other = {**PROTO["budget"], "images_seen": 1000}
+    df = frame(rows("noise_fm", "fid", [10.0]), rows("hdfm", "fid", [9.0]), rows("ihdm", "fid", [30.0], budget=other))
+    text, warnings = tables.make_table(df)
+    assert any("budget differs for: ihdm" in w for w in warnings)
+    assert "ihdm †" in text
+
+
+def test_bad_requests():
+    df = frame(rows("noise_fm", "fid", [10.0]))
+    with pytest.raises(tables.TableError, match="unknown table format 'html'"):
+        tables.make_table(df, fmt="html")
+    with pytest.raises(tables.TableError, match="no rows for column"):
+        tables.make_table(df, columns=["fid", "kid"])
+    with pytest.raises(tables.TableError, match="no results"):
+        tables.make_table(df.iloc[:0])
+
+
+def test_table_command_refuses_and_overrides(tmp_path):
+    import subprocess
+    import sys
+
+    from hdfm_bench.evaluation.store import ResultStore
+
+    store = ResultStore(tmp_path / "r.jsonl")
+    base = {"checkpoint_step": 10, "metric": "fid", "task": "mnist"}
+    store.append([{**base, "run_id": "a", "method": "noise_fm", "value": 3.0, "protocol": {**PROTO, "seed": 0}},
+                  {**base, "run_id": "b", "method": "hdfm", "value": 2.0,
+                   "protocol": {**PROTO, "seed": 0, "reference_split": "train"}}])
+    cmd = [sys.executable, "-m", "hdfm_bench.cli", "table", "--store", str(tmp_path / "r.jsonl")]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 2 and "field 'reference_split' differs" in res.stderr
+    res = subprocess.run(cmd + ["--allow-mixed", "--format", "csv"], capture_output=True, text=True)
+    assert res.returncode == 0 and "noise_fm,fid,3.0" in res.stdout
