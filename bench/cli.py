@@ -15,11 +15,12 @@ from pathlib import Path
 from hdfm_bench.core.config import BACKENDS, DOCS, RunConfig
 from hdfm_bench.core.overrides import OverrideError, parse_assignments
 from hdfm_bench.evaluation.plots import PLOTS
+from hdfm_bench.evaluation.protocol import FEATURE_METRICS
 from hdfm_bench.evaluation.tables import FORMATS as TABLE_FORMATS
 from hdfm_bench.methods import ConfigError
 from hdfm_bench.methods.registry import describe as registry
 from hdfm_bench.perf.runner import BENCHMARKS, DEFAULT_REPEATS
-from hdfm_bench.sampling.settings import DEFAULT_CFG_INTERVAL, SamplingSettings
+from hdfm_bench.sampling.settings import DEFAULT_BATCH_SIZE, DEFAULT_CFG_INTERVAL, SamplingSettings
 from hdfm_bench.specs import DEFAULT_SPEC, SPECS_DIR, shipped
 from hdfm_bench.sweeps.submitit_adapter import EXECUTORS
 
@@ -117,10 +118,22 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from hdfm_bench.sampling.generate import generate
     from hdfm_bench.sampling.output import write_samples
 
-    out = generate(args.run, SamplingSettings(**_sampling_fields(args)), progress=True)
+    fields = _sampling_fields(args)
+    if len(fields["seed"]) != 1:
+        raise ValueError("sample takes one --seed")
+    fields["seed"] = fields["seed"][0]
+    out = generate(args.run, SamplingSettings(**fields), progress=True)
     stem = args.out or (Path(args.run) / SAMPLES_DIR / (
-        f"{out['protocol']['sampler']}-{out['protocol']['steps']}-cfg{args.cfg_scale:g}-ema{args.ema}-seed{args.seed}"))
+        f"{out['protocol']['sampler']}-{out['protocol']['steps']}-cfg{args.cfg_scale:g}-ema{args.ema}-"
+        f"seed{fields['seed']}"))
     files = write_samples(out, stem)
+    if args.save_samples:
+        from hdfm_bench.sampling.output import SampleWriter
+        from hdfm_bench.tasks import unit_to_u8
+
+        writer = SampleWriter.open(args.save_samples, len(out["samples"]), tuple(out["samples"].shape[1:]))
+        writer.add(unit_to_u8(out["samples"]), out["labels"], range(len(out["samples"])))
+        print(f"wrote {writer.close()}")
     p = out["protocol"]
     print(f"{p['n']} samples, sampler {p['sampler']} ({p['steps']} steps, {p['nfe']} NFE counted), "
           f"CFG {p['cfg_scale']:g} on {p['cfg_interval']}, EMA {p['ema']}, checkpoint step "
@@ -129,20 +142,43 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from hdfm_bench.evaluation.evaluate import evaluate_run
-    from hdfm_bench.evaluation.protocol import EvalSettings
+    from hdfm_bench.evaluation.evaluate import Evaluation, evaluate_run, evaluate_shard
+    from hdfm_bench.evaluation.protocol import TABLE_METRICS, EvalSettings
     from hdfm_bench.evaluation.store import ResultStore
 
-    settings = EvalSettings(**_sampling_fields(args), extractor=args.extractor, reference_split=args.reference_split)
-    rows, _ = evaluate_run(args.run, settings, method=args.method, progress=True)
-    ResultStore(args.store).append(rows)
-    p = rows[0]["protocol"]
-    shown = {r["metric"]: r["value"] for r in rows if r["metric"] in ("fid", "kid", "precision", "recall",
-                                                                     "class_accuracy", "r_hf", "lsd")}
-    print(", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
-    print(f"protocol: {p['extractor']} ({p['extractor_hash']}), n {p['n_gen']} vs {p['n_ref']} "
-          f"{p['reference_split']}, {p['sampler']} {p['steps']} steps / {p['nfe']} NFE, CFG {p['cfg_scale']:g}, "
-          f"EMA {p['ema']}, seed {p['seed']} -> {len(rows)} rows in {args.store}")
+    store = ResultStore(args.store)
+    store.check_writable()  # before any work: a bad --store must not cost an evaluation
+    fields = _sampling_fields(args)
+    seeds = fields.pop("seed")
+    for seed in seeds:  # the seed ritual: several disjoint image-seed ranges, one evaluation each
+        settings = EvalSettings(**fields, seed=seed, extractor=args.extractor, reference_split=args.reference_split,
+                                reference=args.reference, metrics=tuple(args.metrics), shards=args.shards)
+        if args.shard is not None:  # one shard only (e.g. one array task); merged when all exist
+            ev = Evaluation(args.run, settings)
+            folder = Path(args.shard_dir) if args.shard_dir else Path(args.run) / "eval-shards"
+            print(f"wrote {evaluate_shard(ev, args.shard, folder, progress=True)}")
+            continue
+        rows, _ = evaluate_run(args.run, settings, method=args.method, progress=True,
+                               save_samples=args.save_samples, shard_dir=args.shard_dir)
+        store.append(rows)
+        p = rows[0]["protocol"]
+        shown = {r["metric"]: r["value"] for r in rows if r["metric"] in TABLE_METRICS}
+        print(", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+        print(f"protocol: {p['extractor']} ({p['extractor_hash']}), n {p['n_gen']} (image seeds {p['image_seeds']}, "
+              f"{p['shards']} shard(s)) vs {p['n_ref']} {p['reference_split']}, {p['sampler']} {p['steps']} steps / "
+              f"{p['nfe']} NFE, CFG {p['cfg_scale']:g}, EMA {p['ema']}, seed {p['seed']} -> {len(rows)} rows in "
+              f"{args.store}" + (f"; samples in {args.save_samples}" if args.save_samples else ""))
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    """Reference statistics (mu, sigma; optionally the features) of a task split or an image folder."""
+    from hdfm_bench.evaluation.reference_stats import reference_statistics
+
+    out = reference_statistics(args.source, args.out, split=args.split, extractor=args.extractor,
+                               with_features=args.features, batch_size=args.batch_size, progress=True)
+    print(f"wrote {out['path']}: {out['n']} images, {out['dim']}-d {out['extractor']} ({out['extractor_hash']}) "
+          f"statistics{' and features' if args.features else ''}; sha256 {out['sha256']}")
     return 0
 
 
@@ -222,17 +258,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     todo, by_state = sw.plan(sweep, args.retry_failed)
     counts = ", ".join(f"{len(v)} {k}" for k, v in by_state.items() if v)
-    print(f"sweep '{sweep.name}': {len(sweep.runs)} run(s) ({counts}); submitting {len(todo)} "
-          f"via executor '{args.executor}'" + ("" if by_state["failed"] == [] or args.retry_failed
-                                                 else "; failed runs need --retry-failed"))
-    jobs = sw.submit(sweep, args.executor, args.retry_failed)
+    print(f"sweep '{sweep.name}': {len(sweep.runs)} run(s) ({counts}); submitting {len(todo)} via executor "
+          f"'{args.executor}'" + ("" if by_state["failed"] == [] or args.retry_failed
+                                  else "; failed runs need --retry-failed"))
+    if args.executor in ("debug", "local"):  # training first, then the shard jobs of what it trained
+        jobs = sw.run_until_done(sweep, args.executor, args.retry_failed, timeout_s=args.timeout)
+    else:
+        jobs = sw.submit(sweep, args.executor, args.retry_failed)
+        if jobs and args.wait:
+            sw.wait(jobs, args.timeout or 60.0 * sweep.resources["time"] * max(1, len(jobs)) + 60)
     if jobs and args.executor != "debug":
         print(f"submitted job(s) {', '.join(str(j.job_id) for j in jobs)}; logs under {sweep.folder / 'jobs'}")
-    if args.executor == "debug":
-        sw.run_debug(jobs)
-    elif jobs and (args.wait or args.executor == "local"):
-        timeout = args.timeout or 60.0 * sweep.resources["time"] * max(1, len(jobs)) + 60
-        sw.wait(jobs, timeout)
     if args.executor == "debug" or args.wait or args.executor == "local":
         return _print_status(sweep, json_out=False)
     return 0
@@ -313,8 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the output Markdown file (medians, ratios, the machine).")
     p.add_argument("--only", action="append", metavar="NAME",
                    help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}: "
-                        "spectral (blur operator vs FFT DCT), metrics (FID/KID/PR on 10k), toy (JAX vmapped vs "
-                        "torch), overhead (path + loss per training step), sampler (per NFE), suite (the default "
+                        "spectral (blur operator vs FFT DCT), metrics (FID/KID/PR on 10k), inception (standard FID "
+                        "extractor images/s), memory (streaming evaluation at n = 2,000 vs 20,000), toy (JAX vmapped "
+                        "vs torch), overhead (path + loss per training step), sampler (per NFE), suite (the default "
                         "suite's wall time and memory), gpu (ViT-B images/s; needs CUDA). Default: all")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed calls per measurement (default: each benchmark's own: "
@@ -339,10 +376,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory (holds checkpoint.pt)")
     p.add_argument("--method", default=None, help="row label (default: the path name)")
     _add_sampling_args(p, n_default=500)
-    p.add_argument("--extractor", default=None, help="feature extractor (default: the task's protocol)")
+    p.add_argument("--extractor", default=None,
+                   help="feature extractor: domain-mnist, domain-digits, inception-offline (standard FID), "
+                        "inception (default: the task's protocol)")
     p.add_argument("--reference-split", default=None, help="reference split (default: the task's protocol)")
+    p.add_argument("--reference", default=None, metavar="FILE.npz",
+                   help="reference statistics (mu, sigma: pytorch-fid / EDM / ADM format, or `hdfm-bench reference`) "
+                        "instead of a split; FID only unless the file holds the features")
+    p.add_argument("--metrics", nargs="+", default=list(FEATURE_METRICS), choices=FEATURE_METRICS,
+                   help="feature metrics (default: %(default)s); FID alone keeps only its running statistics")
+    p.add_argument("--shards", type=int, default=1,
+                   help="split the n images into this many shards, each written to a shard file as it finishes "
+                        "(an interrupted evaluation resumes at the missing shards; default: %(default)s)")
+    p.add_argument("--shard", type=int, default=None,
+                   help="measure only this shard (0-based) into its shard file; run once more without --shard "
+                        "to merge")
+    p.add_argument("--shard-dir", default=None, help="where shard files go (default: RUN/eval-shards)")
     p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("reference", help="reference statistics (mu, sigma[, features]) of a task split or a folder",
+                       description="Extract features of a task split or an image folder with an extractor and "
+                                   "write mu, sigma (and, with --features, the features) as an .npz in the format "
+                                   "pytorch-fid, EDM and ADM-style evaluations read, with the extractor, its "
+                                   "weights hash and the resolution; use it with `evaluate --reference`.")
+    p.add_argument("source", help="TASK (e.g. mnist, with --split) or a folder of images")
+    p.add_argument("--out", required=True, help="the .npz to write")
+    p.add_argument("--split", default="test", help="task split (default: %(default)s)")
+    p.add_argument("--extractor", default="inception-offline", help="(default: %(default)s)")
+    p.add_argument("--features", action="store_true", help="also store the features (KID, precision/recall)")
+    p.add_argument("--batch-size", type=int, default=100, help="images per extractor call (default: %(default)s)")
+    p.set_defaults(func=cmd_reference)
 
     p = sub.add_parser("table", help="paper-style table from the results store (markdown, latex, csv)",
                        description="Mean ± std over seeds per method and metric, best in bold; refuses "
@@ -466,7 +530,14 @@ def _add_sampling_args(p: argparse.ArgumentParser, n_default: int) -> None:
     p.add_argument("--ema", type=_ema, default=d.ema,
                    help="EMA decay to sample with, or 'none' for raw weights (default: none)")
     p.add_argument("-n", type=int, default=n_default, help="number of samples (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, action="append", default=None,
+                   help=f"sampling seed: image i draws from (seed, i) alone (default: {d.seed}; evaluate: repeat for "
+                        "several disjoint image-seed ranges)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"images per sampler call (default: {DEFAULT_BATCH_SIZE}; the images do not depend on it)")
+    p.add_argument("--save-samples", default=None, metavar="DEST",
+                   help="also write the images for other evaluators: DEST.npz (arr_0 uint8 NHWC, as ADM reads), "
+                        "DEST.zip or a folder of PNGs (clean-fid, torch-fidelity, EDM)")
 
 
 def _sampling_fields(args: argparse.Namespace) -> dict:
@@ -476,8 +547,8 @@ def _sampling_fields(args: argparse.Namespace) -> dict:
     except OverrideError as err:
         raise ConfigError(str(err)) from None
     return {"sampler": args.sampler, "steps": args.steps, "cfg_scale": args.cfg_scale,
-            "cfg_interval": tuple(args.cfg_interval), "ema": args.ema, "n": args.n, "seed": args.seed,
-            "sampler_params": params}
+            "cfg_interval": tuple(args.cfg_interval), "ema": args.ema, "n": args.n,
+            "seed": args.seed or [SamplingSettings().seed], "sampler_params": params, "batch_size": args.batch_size}
 
 
 def _add_train_parser(sub) -> None:

@@ -85,6 +85,21 @@ def write_with(dest: str | os.PathLike, writer: Callable[[Path], object]) -> Pat
     return Path(dest)
 
 
+@contextlib.contextmanager
+def locked(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive advisory lock (``flock``) on the file ``path`` (created if needed) for the block:
+    processes doing the same one-off work (a cache, a merge) take turns, the later ones find it done."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def append_line(dest: str | os.PathLike, line: str, fsync: bool = False) -> None:
     """Append one line, all or nothing, safe for concurrent writer processes.
 
@@ -124,4 +139,4 @@ def append_line(dest: str | os.PathLike, line: str, fsync: bool = False) -> None
 
 
 __all__ = ["atomic_path", "write_text", "write_bytes", "write_with", "append_line", "fsync_dir",
-           "stale_temporaries"]
+           "stale_temporaries", "locked"]

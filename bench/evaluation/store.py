@@ -172,6 +172,30 @@ class ResultStore:
         append_line(self.file, line, fsync=self.fsync)
         return len(prepared)
 
+    def check_writable(self) -> None:
+        """Refuse, before any work, a store path that cannot hold rows: an existing folder where the file
+        should be, a file that is not a results store, or a folder that cannot be created."""
+        if self.file.is_dir():
+            raise StoreError(f"results store {self.file} is a folder, not a .jsonl file")
+        if self.file.exists():
+            with open(self.file, "rb") as fh:
+                head = fh.readline(1 << 20).strip()
+            if head:
+                try:
+                    ok = isinstance(json.loads(head).get("rows"), list)
+                except (ValueError, AttributeError):
+                    ok = False
+                if not ok:
+                    raise StoreError(f"{self.file} is not a results store (its first line is not a row batch)")
+            if not os.access(self.file, os.W_OK):
+                raise StoreError(f"results store {self.file} is not writable")
+            return
+        parent = self.file.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise StoreError(f"cannot create the results store {self.file}: {parent} is not a writable folder")
+
     # ------------------------------------------------------------------ reading
     def rows(self) -> list[dict[str, Any]]:
         """All complete stored rows, in append order (raw dicts, protocol as a dict)."""

@@ -35,11 +35,13 @@ def run_sweep(spec: Path, executor: str = "debug", sets=(), timeout: float | Non
     sweep = sweeps.Sweep.load(spec, overrides=sets, data=quick_spec(spec) if quick else None)
     todo, _ = sweeps.plan(sweep, retry_failed=True)
     print(f"{sweep.name}: {len(sweep.runs)} run(s), {len(todo)} to train or evaluate (executor {executor})")
-    jobs = sweeps.submit(sweep, executor, retry_failed=True)
-    if executor == "debug":
-        sweeps.run_debug(jobs)
-    elif jobs:
-        sweeps.wait(jobs, timeout or 60.0 * sweep.resources["time"] * len(jobs) + 60)
+    if executor == "slurm":
+        jobs = sweeps.submit(sweep, executor, retry_failed=True)
+        if jobs:
+            sweeps.wait(jobs, timeout or 60.0 * sweep.resources["time"] * len(jobs) + 60)
+            sweeps.run_until_done(sweep, executor, timeout_s=timeout)  # shard jobs held until training ended
+    else:
+        sweeps.run_until_done(sweep, executor, retry_failed=True, timeout_s=timeout)
     failed = [r for r in sweeps.status(sweep) if r["state"] != "done"]
     if failed:
         raise RuntimeError(f"{sweep.name}: {len(failed)} run(s) not done: "

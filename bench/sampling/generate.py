@@ -1,6 +1,14 @@
-"""Drawing samples from a trained run: its sampler, guidance, EMA weights and seed."""
+"""Drawing samples from a trained run, batch by batch, with per-image seeds.
+
+:class:`Generator` loads a run once and yields :class:`Batch` es of images ``start .. stop − 1``
+of an evaluation; image i's prior noise, data-prior image, sampler noise and class label depend on
+(seed, i) alone (``seeds``), so any split of the index range — batch sizes, processes, array
+tasks — gives the same images. :func:`generate` is the one-call form (all n images in memory).
+"""
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +18,10 @@ from tqdm.auto import tqdm
 from hdfm_bench.methods import Objective, get_path, get_sampler, recipe
 from hdfm_bench.tasks import get_task
 from hdfm_bench.training import load_run
+from hdfm_bench.training.build import resolve_device
 
-from .guidance import Guided, class_labels
+from .guidance import Guided
+from .seeds import BLOCK, ImageGenerators, blocks, class_labels, seed_range
 from .settings import SamplingSettings
 
 
@@ -29,57 +39,138 @@ def resolve_sampler(path_name: str, settings: SamplingSettings, **path_params) -
     return name, params
 
 
+@dataclasses.dataclass
+class Batch:
+    """Images ``indices`` of an evaluation: samples in [-1, 1], their labels (None when
+    unconditional), the prior draws z0, and the sampler's counted NFE for this batch."""
+
+    indices: list[int]
+    samples: torch.Tensor
+    labels: torch.Tensor | None
+    z0: torch.Tensor
+    nfe: int
+    calls: int
+
+
+class Generator:
+    """A run loaded for sampling with ``settings``; :meth:`batches` yields images in index order."""
+
+    def __init__(self, run_dir: str | Path, settings: SamplingSettings):
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+        self.config, self.model, state = load_run(run_dir, settings.ema)
+        cfg = self.config
+        self.device = resolve_device("auto") if cfg.backend == "torch" else torch.device("cpu")
+        self.model.to(self.device)
+        self.block = BLOCK[self.device.type]
+        self.checkpoint_step = int(state["step"])
+        self.task = get_task(cfg.task, **cfg.task_params)
+        self.path = get_path(cfg.path, **cfg.path_params)
+        self.target = Objective(self.path, cfg.target or None, cfg.loss or None, cfg.norm or None).target
+        self.sampler_name, self.sampler_params = resolve_sampler(cfg.path, settings, **cfg.path_params)
+        self.sampler = get_sampler(self.sampler_name, **self.sampler_params)
+        self.sampler.check(self.path, self.target)
+        self.conditional = cfg.conditional and self.task.num_classes > 0
+        self.parameters = sum(q.numel() for q in self.model.parameters())
+        self._train_x = None
+
+    @property
+    def steps(self) -> int:
+        return self.sampler.num_steps(self.path)
+
+    def _data_prior(self, gens: ImageGenerators) -> torch.Tensor:
+        if self._train_x is None:
+            self._train_x, _ = self.task.load("train")
+        return self._train_x[gens.randint(len(self._train_x))]
+
+    def batch(self, indices: list[int], callback: Callable[..., Any] | None = None) -> Batch:
+        """Sample the images ``indices`` (one sampler call)."""
+        s, shape = self.settings, tuple(self.task.shape)
+        gens = ImageGenerators(s.seed, indices)  # per-image draws on the CPU, then moved: device-independent
+        eps = gens.randn(shape)
+        data = self._data_prior(gens) if self.path.data_prior else None  # e.g. IHDM's blurred images (§2.9)
+        labels = class_labels(indices, self.task.num_classes) if self.conditional else None
+        null = self.task.num_classes if self.conditional else None
+        if self.config.backend == "jax":  # the same sampler on jax arrays; samples cross to torch at the end
+            from .jax import run_sampler
+
+            samples, z0, res = run_sampler(self.sampler, self.path, self.target, self.model, labels, null,
+                                           s.cfg_scale, s.cfg_interval, eps, data, s.seed, indices,
+                                           callback=callback)
+        else:
+            dev = self.device
+            z0 = self.path.prior(eps.to(dev), None if data is None else data.to(dev))
+            guided = Guided(self.model, None if labels is None else labels.to(dev), null, s.cfg_scale,
+                            s.cfg_interval)
+            res = self.sampler.sample(self.path, guided, z0, self.target,
+                                      noise=lambda step: gens.randn(shape).to(dev), callback=callback)
+            samples, z0 = res.samples.cpu(), z0.cpu()
+        return Batch(list(indices), samples.clamp(-1, 1), labels, z0, res.nfe, res.calls)
+
+    def batches(self, start: int = 0, stop: int | None = None, *, progress: bool = False,
+                callback: Callable[..., Any] | None = None) -> Iterator[Batch]:
+        """Images start..stop−1 (default: all n), about ``settings.batch`` at a time.
+
+        The sampler runs on the aligned blocks of ``seeds.BLOCK[device]`` images that cover the range
+        (images of a block outside the range are computed and dropped), so an image comes out the
+        same whatever range, batch size or process asked for it. ``callback(batch_start=, **state)``
+        sees every sampler step of every block, with the state of the block's images in the range."""
+        stop = self.settings.n if stop is None else stop
+        if not 0 <= start < stop <= self.settings.n:
+            raise ValueError(f"image range [{start}, {stop}) is not inside [0, {self.settings.n})")
+        pending: list[Batch] = []
+        with tqdm(total=stop - start, desc=f"sampling {self.sampler_name}", unit="img", disable=not progress,
+                  leave=False) as bar:
+            for lo, hi in blocks(start, stop, self.block):
+                keep = slice(max(start, lo) - lo, min(stop, hi) - lo)
+                first = lo + keep.start
+                cb = None if callback is None else \
+                    (lambda first=first, keep=keep, **st: callback(batch_start=first, **{
+                        k: (v[keep].cpu() if torch.is_tensor(v) and v.ndim and len(v) == self.block else v)
+                        for k, v in st.items()}))
+                out = self.batch(list(range(lo, hi)), callback=cb)
+                part = Batch(out.indices[keep], out.samples[keep],
+                             None if out.labels is None else out.labels[keep], out.z0[keep], out.nfe, out.calls)
+                pending.append(part)
+                bar.update(len(part.indices))
+                if sum(len(b.indices) for b in pending) >= self.settings.batch or hi >= stop:
+                    yield _join(pending)
+                    pending = []
+
+    def protocol(self, nfe: int, calls: int, start: int = 0, stop: int | None = None) -> dict:
+        """What these samples were drawn with (stamped on sample files and, via evaluation, on rows)."""
+        s = self.settings
+        stop = s.n if stop is None else stop
+        return {"run_id": self.config.run_id(), "checkpoint_step": self.checkpoint_step,
+                "sampler": self.sampler_name, "sampler_params": dict(self.sampler_params), "steps": self.steps,
+                "nfe": nfe, "nfe_per_sample_branch": calls, "cfg_scale": s.cfg_scale,
+                "cfg_interval": list(s.cfg_interval), "ema": s.ema, "seed": s.seed, "n": s.n,
+                "image_seeds": seed_range(s.seed, start, stop), "block": self.block, "target": self.target,
+                "backend": self.config.backend}
+
+
+def _join(parts: list[Batch]) -> Batch:
+    if len(parts) == 1:
+        return parts[0]
+    labels = None if parts[0].labels is None else torch.cat([b.labels for b in parts])
+    return Batch([i for b in parts for i in b.indices], torch.cat([b.samples for b in parts]), labels,
+                 torch.cat([b.z0 for b in parts]), parts[0].nfe, parts[0].calls)
+
+
 def generate(run_dir: str | Path, settings: SamplingSettings | None = None, *, progress: bool = False,
              callback=None, **fields: Any) -> dict:
     """Draw ``settings.n`` samples from a run (``fields`` build the settings when none are given).
 
-    Returns {"samples": (n, ...) float in [-1, 1], "labels", "protocol", "z0", "config", "parameters"}.
+    Returns {"samples": (n, ...) float in [-1, 1], "labels", "protocol", "z0", "config", "parameters"};
+    ``callback`` sees each sampler step of each batch (``batch_start`` names the batch).
     """
     settings = settings or SamplingSettings(**fields)
-    cfg, model, state = load_run(run_dir, settings.ema)
-    task = get_task(cfg.task, **cfg.task_params)
-    path = get_path(cfg.path, **cfg.path_params)
-    target = Objective(path, cfg.target or None, cfg.loss or None, cfg.norm or None).target
-    name, params = resolve_sampler(cfg.path, settings, **cfg.path_params)
-    smp = get_sampler(name, **params)
-    smp.check(path, target)
-    n = settings.n
-    conditional = cfg.conditional and task.num_classes > 0
-    labels = class_labels(n, task.num_classes) if conditional else None
-    guided = Guided(model, labels, task.num_classes if conditional else None, settings.cfg_scale,
-                    settings.cfg_interval)
-    g = torch.Generator().manual_seed(settings.seed)
-    shape = (n, *task.shape)
-    eps = torch.randn(shape, generator=g)
-    data = None
-    if path.data_prior:  # e.g. IHDM's blurred training images (docs/methods.md §2.9)
-        x_train, _ = task.load("train")
-        data = x_train[torch.randint(len(x_train), (n,), generator=g)]
-    z0 = path.prior(eps, data)
-    with tqdm(total=smp.num_steps(path), desc=f"sampling {name}", unit="step", disable=not progress,
-              leave=False) as bar:
-        def on_step(**state):
-            bar.update(1)
-            if callback is not None:
-                callback(**state)
-
-        if cfg.backend == "jax":  # the same sampler on jax arrays; samples cross to torch at the end
-            from .jax import run_sampler
-
-            samples, z0, res = run_sampler(smp, path, target, model, labels, guided.null, settings.cfg_scale,
-                                           settings.cfg_interval, eps, data, settings.seed, callback=on_step)
-        else:
-            res = smp.sample(path, guided, z0, target, noise=lambda i: torch.randn(shape, generator=g),
-                             callback=on_step)
-            samples = res.samples
-    samples = samples.clamp(-1, 1)
-    protocol = {"run_id": cfg.run_id(), "checkpoint_step": int(state["step"]), "sampler": name,
-                "sampler_params": dict(params), "steps": smp.num_steps(path), "nfe": res.nfe,
-                "nfe_per_sample_branch": res.calls, "cfg_scale": settings.cfg_scale,
-                "cfg_interval": list(settings.cfg_interval), "ema": settings.ema, "seed": settings.seed, "n": n,
-                "target": target, "backend": cfg.backend}
-    return {"samples": samples, "labels": labels, "protocol": protocol, "z0": z0, "config": cfg,
-            "parameters": sum(q.numel() for q in model.parameters())}
+    gen = Generator(run_dir, settings)
+    parts = list(gen.batches(progress=progress, callback=callback))
+    labels = torch.cat([b.labels for b in parts]) if gen.conditional else None
+    return {"samples": torch.cat([b.samples for b in parts]), "labels": labels,
+            "protocol": gen.protocol(parts[0].nfe, parts[0].calls), "z0": torch.cat([b.z0 for b in parts]),
+            "config": gen.config, "parameters": gen.parameters}
 
 
-__all__ = ["generate", "resolve_sampler"]
+__all__ = ["Batch", "Generator", "generate", "resolve_sampler"]

@@ -46,10 +46,4 @@ class Guided:
         return uncond + w * (cond - uncond)
 
 
-def class_labels(n: int, num_classes: int, start: int = 0) -> torch.Tensor:
-    """Labels of images start..start+n−1: image i gets class i mod K (balanced, as JiT's
-    50-per-class evaluation)."""
-    return torch.arange(start, start + n) % num_classes
-
-
-__all__ = ["Guided", "class_labels"]
+__all__ = ["Guided"]

@@ -44,17 +44,22 @@ class JaxGuided:
 
 
 def run_sampler(smp, path, target: str, torch_model, labels, null, cfg_scale, cfg_interval,
-                eps: torch.Tensor, data: torch.Tensor | None, seed: int, callback=None):
-    """Sample with the JAX twin of ``torch_model``; returns (samples torch, z0 torch, SampleResult)."""
+                eps: torch.Tensor, data: torch.Tensor | None, seed: int, indices: Sequence[int], callback=None):
+    """Sample with the JAX twin of ``torch_model``; returns (samples torch, z0 torch, SampleResult).
+
+    Sampler noise is per image, as in the torch path: image i's draw at step k comes from
+    fold_in(fold_in(PRNGKey(seed), i), k), so batches of any size give the same images."""
     import jax
     import jax.numpy as jnp
 
     from hdfm_bench.backbones.jax import twin
 
     guided = JaxGuided(twin(torch_model), labels, null, cfg_scale, cfg_interval)
-    key = jax.random.PRNGKey(seed)
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.asarray(list(indices)))
     z0 = path.prior(jnp.asarray(eps.numpy()), None if data is None else jnp.asarray(data.numpy()))
-    noise = lambda i: jax.random.normal(jax.random.fold_in(key, i), eps.shape)
+    draw = jax.jit(jax.vmap(lambda k, step: jax.random.normal(jax.random.fold_in(k, step), eps.shape[1:]),
+                            in_axes=(0, None)))
+    noise = lambda step: draw(keys, step)
     to_torch = lambda a: torch.from_numpy(np.array(a))
 
     def on_step(**state):

@@ -14,6 +14,14 @@ from hdfm_bench.methods import ConfigError
 
 #: JiT's guidance interval: guide only where 0.1 < t < 1 (docs/methods.md §2.8)
 DEFAULT_CFG_INTERVAL = (0.1, 1.0)
+DEFAULT_BATCH_SIZE = 256
+#: fields that change how the work is split, never which images come out
+NOT_IDENTITY = ("batch_size",)
+#: images per sampling seed: seed s owns the image seeds [s · 2²⁴, (s + 1) · 2²⁴). torch's CPU generator
+#: keeps 32 bits of a seed, so image seeds stay below 2³² (256 seeds of 16.7 M images each); seed 0's
+#: image i is generator seed i, as in EDM's per-image seeds (``seeds.image_seed``)
+IMAGES_PER_SEED = 1 << 24
+MAX_SEED = (1 << 32) // IMAGES_PER_SEED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +36,10 @@ class SamplingSettings:
     n: int = 100
     cfg_interval: tuple = DEFAULT_CFG_INTERVAL
     sampler_params: dict = dataclasses.field(default_factory=dict)
+    #: images handed on together (to the metrics, to sample files); the sampler itself runs on aligned
+    #: blocks (``seeds.BLOCK``), so the images do not depend on it and it is not part of the protocol's
+    #: identity. None: DEFAULT_BATCH_SIZE
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -42,9 +54,14 @@ class SamplingSettings:
         lo, hi = self.cfg_interval if len(self.cfg_interval) == 2 else (math.nan, math.nan)
         if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi <= 1):
             raise ConfigError(f"cfg-interval must satisfy 0 <= low < high <= 1, got {list(self.cfg_interval)}")
-        for name, lowest in (("n", 1), ("steps", 1), ("seed", 0)):
+        if isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= MAX_SEED:
+            raise ConfigError(f"seed must be below {MAX_SEED} (each seed owns {IMAGES_PER_SEED:,} image seeds), "
+                              f"got {self.seed}")
+        if isinstance(self.n, int) and self.n > IMAGES_PER_SEED:
+            raise ConfigError(f"n must be at most {IMAGES_PER_SEED:,} per seed, got {self.n}")
+        for name, lowest in (("n", 1), ("steps", 1), ("seed", 0), ("batch_size", 1)):
             v = getattr(self, name)
-            if v is None and name == "steps":
+            if v is None and name in ("steps", "batch_size"):
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
                 raise ConfigError(f"{name} must be an integer >= {lowest}, got {v!r}")
@@ -55,5 +72,11 @@ class SamplingSettings:
     def replace(self, **changes: Any) -> SamplingSettings:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def batch(self) -> int:
+        """Images per sampler call."""
+        return self.batch_size or DEFAULT_BATCH_SIZE
 
-__all__ = ["SamplingSettings", "DEFAULT_CFG_INTERVAL"]
+
+__all__ = ["SamplingSettings", "DEFAULT_CFG_INTERVAL", "DEFAULT_BATCH_SIZE", "NOT_IDENTITY", "IMAGES_PER_SEED",
+           "MAX_SEED"]

@@ -43,6 +43,7 @@ from hdfm_bench.backbones import build_backbone
 from hdfm_bench.core.config import RunConfig, RunConfigError
 from hdfm_bench.core.overrides import OverrideError, apply_override, non_finite, set_dotted, split_assignment
 from hdfm_bench.core.rundir import CHECKPOINT_FILE, read_record
+from hdfm_bench.evaluation.metrics.extractors import get_extractor_info
 from hdfm_bench.evaluation.protocol import EvalSettings
 from hdfm_bench.methods import ConfigError, Objective, get_path, get_sampler, recipe
 from hdfm_bench.specs import resolve as resolve_spec
@@ -57,11 +58,15 @@ SPEC_KEYS = {"name": "sweep name (default: the file name)", "description": "free
              "eval_only": "evaluate existing checkpoints, train nothing",
              "base": "RunConfig fields of every run", "grid": "axes: lists of alternatives",
              "include": "explicit extra runs", "eval": "evaluation axes and settings",
-             "slurm": "submitit SlurmExecutor parameters", "targets": "published numbers (documentation)"}
+             "slurm": "submitit SlurmExecutor parameters",
+             "eval_slurm": "[slurm] parameters changed for the shard jobs of sharded evaluations (default: one GPU, "
+                           "one task)",
+             "targets": "published numbers (documentation)"}
 EVAL_AXES = ("sampler", "steps", "cfg_scale", "ema", "seed")
 EVAL_DEFAULTS = {"sampler": ["default"], "steps": ["default"], "cfg_scale": [1.0], "ema": ["none"], "seed": [0],
                  "n": 500, "cfg_interval": [0.1, 1.0], "extractor": "", "reference_split": "",
-                 "kid_subset_size": 0, "sampler_params": {}}
+                 "kid_subset_size": 0, "sampler_params": {}, "shards": 1, "batch_size": 0, "reference": "",
+                 "metrics": ["fid", "kid", "prc"]}
 DEFAULT_RESOURCES = {"time": 60, "cpus_per_task": 1}
 JOBS_FILE = "jobs.jsonl"
 
@@ -105,6 +110,7 @@ class Sweep:
     runs: list[SweepRun]
     resources: dict
     eval_only: bool
+    eval_resources: dict = dataclasses.field(default_factory=dict)
 
     @property
     def jobs_file(self) -> Path:
@@ -113,6 +119,11 @@ class Sweep:
     @property
     def job_name(self) -> str:
         return f"hdfm-{self.name}"
+
+    @property
+    def shards_dir(self) -> Path:
+        """Where sharded evaluations keep their shard files (``<folder>/shards/<eval key>/``)."""
+        return self.folder / "shards"
 
     @classmethod
     def load(cls, spec: str | Path, overrides: Iterable[str] = (), resources: Iterable[str] = (),
@@ -153,6 +164,11 @@ class Sweep:
         except OverrideError as err:
             raise SweepError(str(err)) from None
         _check_resources(res, spec)
+        eval_res = {k: v for k, v in res.items() if k != "ntasks_per_node"}
+        if res.get("gpus_per_node", 0) > 1:
+            eval_res["gpus_per_node"] = 1  # a shard job is one process on one GPU
+        eval_res.update(data.get("eval_slurm", {}))
+        _check_resources(eval_res, spec)
         eval_only = bool(data.get("eval_only", False)) if eval_only is None else eval_only
         runs, seen = [], {}
         labels = _labels(mappings)
@@ -169,7 +185,7 @@ class Sweep:
                 raise SweepError(f"{spec}: runs {seen[cfg.run_id()]!r} and {label!r} resolve to the same config")
             seen[cfg.run_id()] = label
             runs.append(SweepRun(cfg, label, [_resolve_eval(e, cfg, spec) for e in run_evals]))
-        sweep = cls(name, spec, folder, store, runs, res, eval_only)
+        sweep = cls(name, spec, folder, store, runs, res, eval_only, eval_res)
         if check:
             sweep.validate(check_data)
         return sweep
@@ -189,6 +205,10 @@ class Sweep:
                     build_backbone(cfg.backbone, shape=tuple(task.shape),
                                    num_classes=task.num_classes if cfg.conditional else 0, **cfg.backbone_params)
                 for e in run.evals:
+                    if e.extractor is not None:
+                        get_extractor_info(e.extractor)  # an unknown extractor fails here, not after training
+                    if e.reference is not None and check_data and not Path(e.reference).is_file():
+                        raise SweepError(f"reference statistics file {e.reference} not found")
                     smp = get_sampler(e.sampler, **{**e.sampler_params, **({"steps": e.steps} if e.steps else {})})
                     smp.check(path, target)
                     if e.cfg_scale != 1.0 and not (cfg.conditional and task.num_classes):
@@ -197,6 +217,8 @@ class Sweep:
                         raise SweepError(f"ema {e.ema} is not kept by the run (ema_decays {list(cfg.ema_decays)})")
             except (ConfigError, ValueError, TypeError, KeyError) as err:
                 raise SweepError(f"{where}: {str(err).splitlines()[0]}") from None
+            except SweepError as err:
+                raise SweepError(f"{where}: {err}") from None
         if self.eval_only:
             missing = [r.label for r in self.runs if not (r.config.run_dir() / CHECKPOINT_FILE).exists()]
             if missing:
@@ -317,13 +339,20 @@ def _resolve_eval(e: dict, cfg: RunConfig, spec: Path) -> EvalSettings:
     n = number("n", int)
     if n < 2:
         raise SweepError(f"{spec} [eval]: 'n' must be >= 2, got {n}")
+    metrics = e["metrics"]
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if not isinstance(metrics, list):
+        raise SweepError(f"{spec} [eval]: 'metrics' expects a list such as [\"fid\"], got {metrics!r}")
     try:
         return EvalSettings(sampler=sampler, steps=steps, cfg_scale=number("cfg_scale", float),
                             ema=number("ema", float, "none"), seed=number("seed", int), n=n,
                             cfg_interval=tuple(float(v) for v in interval), extractor=e["extractor"] or None,
                             reference_split=e["reference_split"] or None,
                             kid_subset_size=number("kid_subset_size", int) or None,
-                            sampler_params=dict(e["sampler_params"]), label=e.get("label", ""))
+                            sampler_params=dict(e["sampler_params"]), label=e.get("label", ""),
+                            shards=number("shards", int), batch_size=number("batch_size", int) or None,
+                            reference=e["reference"] or None, metrics=tuple(metrics))
     except ConfigError as err:
         raise SweepError(f"{spec} [eval]: {err}") from None
 

@@ -33,3 +33,19 @@ def test_evaluate_run_stamps_every_row(tmp_path):
     store.append(rows)
     df = store.read()
     assert len(df) == len(rows) and set(df["protocol.extractor"]) == {"domain-digits"}
+
+
+def test_the_seed_ritual_evaluates_disjoint_image_seed_ranges(tmp_path, capsys):
+    """``evaluate --seed 0 --seed 1 --seed 2``: three evaluations of disjoint image-seed ranges; the table
+    aggregates them as seeds and says so."""
+    from hdfm_bench.cli import main
+
+    res = train(cfg_for(tmp_path, "noise_fm", steps=3), progress=False)
+    store = tmp_path / "r.jsonl"
+    assert main(["evaluate", str(res.run_dir), "-n", "20", "--steps", "2", "--seed", "0", "--seed", "1", "--seed",
+                 "2", "--store", str(store), "--metrics", "fid"]) == 0
+    rows = [r for r in ResultStore(store).rows() if r["metric"] == "fid"]
+    assert sorted(r["protocol"]["image_seeds"] for r in rows) == ["0-19", "16777216-16777235", "33554432-33554451"]
+    assert len({r["value"] for r in rows}) == 3
+    assert main(["table", "--store", str(store), "--metric", "fid"]) == 0
+    assert "Cells: mean ± std over 3 seeds" in capsys.readouterr().out

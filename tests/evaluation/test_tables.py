@@ -12,7 +12,8 @@ def test_mean_std_best_and_bold():
                rows("noise_fm", "recall", [0.5, 0.7]), rows("hdfm", "recall", [0.4, 0.4]))
     text, warnings = tables.make_table(df, columns=["fid", "recall"])
     assert warnings == []
-    lines = {line.split("|")[1].strip(): line for line in text.splitlines()[2:]}
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines()[2:] if line.startswith("|")}
+    assert text.splitlines()[-1].startswith("Cells: mean ± std over 2 seeds") and "best of them" in text
     assert "**8.5 ± 0.71 (best 8)**" in lines["hdfm"]                  # lower FID is better
     assert "11 ± 1.4 (best 10)" in lines["noise_fm"]
     assert "**0.6 ± 0.14 (best 0.7)**" in lines["noise_fm"]            # higher recall is better

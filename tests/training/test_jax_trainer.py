@@ -56,14 +56,16 @@ def test_sampling_a_jax_run_counts_nfe_and_crosses_to_torch(tmp_path):
     train(cfg, progress=False)
     seen = []
     out = generate(cfg.run_dir(), steps=4, cfg_scale=2.0, ema=0.9, n=20, seed=1,
-                   callback=lambda step, t, z, **_: seen.append((t, type(z))))
+                   callback=lambda step, t, z, batch_start, **_: seen.append((batch_start, t, type(z))))
     s = out["samples"]
     assert isinstance(s, torch.Tensor) and s.shape == (20, 1, 8, 8) and torch.isfinite(s).all()
     assert float(s.abs().max()) <= 1.0
     p = out["protocol"]
     assert p["backend"] == "jax" and p["sampler"] == "heun"
     assert p["nfe"] == 2 * (2 * 4 - 1)  # Heun on 4 steps, last step Euler; ×2 under CFG
-    assert [t for t, _ in seen] == pytest.approx([0.25, 0.5, 0.75, 1.0]) and seen[0][1] is torch.Tensor
+    # the sampler runs per aligned block (16 images on a CPU): images 0-15, then 16-19
+    assert [t for b, t, _ in seen if b == 0] == pytest.approx([0.25, 0.5, 0.75, 1.0]) and seen[0][2] is torch.Tensor
+    assert sorted({b for b, _, _ in seen}) == [0, 16]
     again = generate(cfg.run_dir(), steps=4, cfg_scale=2.0, ema=0.9, n=20, seed=1)["samples"]
     assert torch.equal(again, s)  # seeded: reproducible
 

