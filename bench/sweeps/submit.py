@@ -1,0 +1,232 @@
+"""Submitting a sweep: which runs need a job, one job array for them, waiting, dry runs."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import time
+
+from tabulate import tabulate
+from tqdm.auto import tqdm
+
+from hdfm_bench.core.config import RunConfig
+from hdfm_bench.core.io import append_line
+from hdfm_bench.core.rundir import read_record
+from hdfm_bench.evaluation.evaluate import shard_file
+from hdfm_bench.tasks import TaskError, get_task
+
+from . import submitit_adapter as adapter
+from .job import SweepJob
+from .spec import Sweep, SweepError, SweepRun
+from .state import STATES, job_states, stored_keys, submissions
+from .state import status as sweep_status
+
+
+def make_executor(kind: str, sweep: Sweep, resources: dict | None = None):
+    """The submitit executor named ``kind`` for ``sweep`` (job files under <folder>/jobs/<job id>)."""
+    try:
+        return adapter.make_executor(kind, sweep.folder / "jobs" / "%j", resources or sweep.resources, sweep.job_name)
+    except adapter.AdapterError as err:
+        raise SweepError(str(err)) from None
+
+
+def plan(sweep: Sweep, retry_failed: bool = False) -> tuple[list[SweepRun], dict[str, list[str]]]:
+    """Which runs to submit now, and why the others are not."""
+    by_state: dict[str, list[str]] = {s: [] for s in STATES}
+    todo = []
+    status = {s["run_id"]: s for s in sweep_status(sweep)}
+    for run in sweep.runs:
+        st = status[run.run_id]
+        by_state[st["state"]].append(run.label)
+        if st["state"] == "done" or st["live"]:  # finished, or a job is queued / running for it
+            continue
+        if st["state"] == "failed" and not retry_failed:
+            continue
+        todo.append(run)
+    return todo, by_state
+
+
+def _trained(sweep: Sweep, run: SweepRun) -> bool:
+    return sweep.eval_only or read_record(run.config.run_dir()).get("status") == "done"
+
+
+def shard_plan(sweep: Sweep, retry_failed: bool = False) -> list[tuple[SweepRun, int, int]]:
+    """The shard jobs a sweep needs now: (run, setting index, shard k), k = -1 for a merge whose shards
+    all exist. A shard with a valid file, a key already stored, or a job queued or running is skipped."""
+    stored, subs = stored_keys(sweep), submissions(sweep)
+    states = job_states([s for key, s in subs.items() if "#" in key])
+    out = []
+    for run in sweep.runs:
+        step = run.final_step(sweep.eval_only)
+        for i, e in enumerate(run.evals):
+            if e.shards == 1:
+                continue
+            key = e.key(run.run_id, step)
+            if key in stored:
+                continue
+            todo = []
+            for k in range(e.shards):
+                if shard_file(sweep.shards_dir, key, k, e.shards).is_file():
+                    continue
+                job = subs.get(shard_job_id(run.run_id, key, k))
+                js = states.get(job["job_id"]) if job else None
+                if js and (js["state"] in ("pending", "running") or (js["state"] == "error" and not retry_failed)):
+                    continue
+                todo.append(k)
+            out += [(run, i, k) for k in (todo or [-1])]
+    return out
+
+
+def shard_job_id(run_id: str, key: str, shard: int) -> str:
+    """How a shard job is recorded in jobs.jsonl (the run's own record keeps the run id)."""
+    return f"{run_id}#{key}#{shard}"
+
+
+def submit(sweep: Sweep, executor: str, retry_failed: bool = False) -> list:
+    """Submit what the sweep needs now, as job arrays; record the jobs only once sbatch accepted them.
+
+    First array: runs to train (and their unsharded evaluations). Second array: one job per missing
+    shard of each sharded evaluation of a trained run — on Slurm also for the runs the first array
+    trains, then held until it ends (``afterok``); elsewhere they follow on the next call."""
+    todo, _ = plan(sweep, retry_failed)
+    shard_tasks = shard_plan(sweep, retry_failed)
+    todo = [r for r in todo if not _trained(sweep, r) or _unsharded_missing(sweep, r)]
+    threads = int(sweep.resources.get("cpus_per_task", 1))
+    jobs = []
+    if todo:
+        jobs_in = [_job(sweep, r, threads, train=not sweep.eval_only) for r in todo]
+        jobs = _submit(sweep, executor, jobs_in, [(r.run_id, r.label) for r in todo])
+    training = {r.run_id for r in todo}
+    ready = [t for t in shard_tasks if _trained(sweep, t[0]) or (executor == "slurm" and t[0].run_id in training)]
+    if ready:
+        after = jobs[0].job_id.split("_")[0] if jobs and executor == "slurm" else None
+        eval_threads = int(sweep.eval_resources.get("cpus_per_task", 1))
+        jobs_in = [dataclasses.replace(_job(sweep, run, eval_threads, train=False),
+                                       shard=[i, k], shards_dir=str(sweep.shards_dir)) for run, i, k in ready]
+        keys = [(shard_job_id(run.run_id, run.evals[i].key(run.run_id, run.final_step(sweep.eval_only)), k),
+                 f"{run.label} shard {k}") for run, i, k in ready]
+        jobs += _submit(sweep, executor, jobs_in, keys, after=after, resources=sweep.eval_resources)
+    return jobs
+
+
+def _unsharded_missing(sweep: Sweep, run: SweepRun) -> bool:
+    stored = stored_keys(sweep)
+    step = run.final_step(sweep.eval_only)
+    return any(e.shards == 1 and e.key(run.run_id, step) not in stored for e in run.evals)
+
+
+def _job(sweep: Sweep, run: SweepRun, threads: int, train: bool) -> SweepJob:
+    return SweepJob(sweep=sweep.name, config=run.config.to_dict(), label=run.label,
+                    evals=[dataclasses.asdict(e) for e in run.evals], store=str(sweep.store), threads=threads,
+                    train=train)
+
+
+def _submit(sweep: Sweep, executor: str, jobs_in: list, records: list[tuple[str, str]], after: str | None = None,
+            resources: dict | None = None):
+    ex = make_executor(executor, sweep, resources)
+    if after is not None:  # Slurm: hold the array until the training array has ended well
+        ex.update_parameters(additional_parameters={"dependency": f"afterok:{after}"})
+    try:
+        jobs = adapter.submit_all(ex, executor, jobs_in)
+    except adapter.AdapterError as err:  # nothing was queued, so nothing is recorded
+        raise SweepError(str(err)) from None
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    for (run_id, label), job in zip(records, jobs):
+        append_line(sweep.jobs_file, json.dumps({"run_id": run_id, "label": label, "job_id": str(job.job_id),
+                                                 "executor": executor, "folder": str(sweep.folder / "jobs" / "%j"),
+                                                 "submitted": now}))
+    return jobs
+
+
+def run_until_done(sweep: Sweep, executor: str, retry_failed: bool = False, timeout_s: float | None = None,
+                   rounds: int = 3) -> list:
+    """Submit and wait (local) or run (debug) until nothing is left that can run now: training first,
+    then the shard jobs of the runs it trained. Returns every job submitted."""
+    done: list = []
+    for _ in range(rounds):
+        jobs = submit(sweep, executor, retry_failed)
+        if not jobs:
+            break
+        if executor == "debug":
+            run_debug(jobs)
+        else:
+            wait(jobs, timeout_s or 60.0 * sweep.resources["time"] * max(1, len(jobs)) + 60)
+        done += jobs
+        retry_failed = False  # a job that failed in this call is reported, not retried in a loop
+    return done
+
+
+def wait(jobs: list, timeout_s: float, progress: bool = True) -> None:
+    """Poll until every job is done or the deadline passes (submitit's own wait has no timeout)."""
+    deadline = time.monotonic() + timeout_s
+    with tqdm(total=len(jobs), desc="sweep: jobs done", unit="job", disable=not progress) as bar:
+        while True:
+            done = sum(1 for j in jobs if j.done())
+            bar.update(done - bar.n)
+            if done == len(jobs):
+                return
+            if time.monotonic() > deadline:
+                raise SweepError(f"{len(jobs) - done} job(s) still unfinished after {timeout_s:.0f} s "
+                                 f"(they keep running; check 'hdfm-bench status')")
+            time.sleep(1.0)
+
+
+def run_debug(jobs: list) -> None:
+    """Debug executor: run each job in this process (an error in one does not stop the others)."""
+    for job in jobs:
+        try:
+            job.result()
+        except Exception as err:  # recorded in the job's result; status reports it
+            print(f"sweep: job {job.job_id} failed: {str(err).strip().splitlines()[-1]}")
+
+
+def _data_present(cfg: RunConfig) -> bool:
+    try:
+        get_task(cfg.task, **cfg.task_params)
+        return True
+    except TaskError:
+        return False
+
+
+def dry_run(sweep: Sweep, executor: str) -> str:
+    """Every resolved run, its evaluations, and the job array with its resources (sbatch script)."""
+    rows = [[r.run_id, r.label, r.config.task, r.config.backbone, r.config.steps, r.config.batch_size,
+             len(r.evals)] for r in sweep.runs]
+    text = [f"sweep '{sweep.name}' ({sweep.spec_path}): {len(sweep.runs)} run(s), "
+            f"{sum(len(r.evals) for r in sweep.runs)} evaluation(s); store {sweep.store}",
+            tabulate(rows, headers=["run_id", "label", "task", "backbone", "steps", "batch", "evals"],
+                     tablefmt="github")]
+    groups: dict[str, tuple[list, list[str]]] = {}  # runs sharing one list of evaluation settings
+    for r in sweep.runs:
+        key = json.dumps([dataclasses.asdict(e) for e in r.evals], sort_keys=True, default=str)
+        groups.setdefault(key, (r.evals, []))[1].append(r.label)
+    for evals, labels in groups.values():
+        who = "every run" if len(groups) == 1 else ", ".join(dict.fromkeys(labels))
+        text += ["", f"evaluation settings ({who}):"]
+        text += [f"  {e.sampler} steps={e.steps or 'default'} cfg={e.cfg_scale:g} ema={e.ema} seed={e.seed} n={e.n}"
+                 f" extractor={e.extractor or 'task default'} reference={e.reference or e.reference_split or 'task default'}"
+                 + (f" shards={e.shards} (images {e.n // e.shards} each)" if e.shards > 1 else "")
+                 for e in evals]
+    absent = sorted({f"{r.config.task} {r.config.task_params}" for r in sweep.runs
+                     if not _data_present(r.config)})
+    if absent:
+        text.append(f"\ndata not on this machine (names and shapes checked, files not): {'; '.join(absent)}")
+    res = dict(sweep.resources)
+    text.append(f"\njob array: {len(sweep.runs)} task(s) via executor '{executor}' (train each run, then its "
+                f"unsharded evaluations); resources: " + ", ".join(f"{k}={v}" for k, v in res.items()))
+    if executor == "slurm":
+        text += ["sbatch script header:"] + adapter.sbatch_header(sweep.folder / "jobs" / "%j", len(sweep.runs),
+                                                                  res, sweep.job_name)
+    shards = sum(e.shards for r in sweep.runs for e in r.evals if e.shards > 1)
+    if shards:
+        text.append(f"\nshard job array: {shards} task(s) (one per shard of each sharded evaluation of each run; "
+                    "each writes its shard file and the last one merges the rows)"
+                    + ("; held until the training array ends (--dependency=afterok:<array>)" if executor == "slurm"
+                       else "; submitted once the runs are trained"))
+        if executor == "slurm":
+            text += ["sbatch script header:"] + adapter.sbatch_header(sweep.folder / "jobs" / "%j", shards,
+                                                                      sweep.eval_resources, sweep.job_name)
+    return "\n".join(text)
+
+
+__all__ = ["make_executor", "plan", "shard_plan", "submit", "run_until_done", "wait", "run_debug", "dry_run"]
