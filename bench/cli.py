@@ -182,6 +182,25 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """An image folder → an EDM-style dataset zip (and optionally its reference statistics)."""
+    from hdfm_bench.tasks.prepare import prepare_zip
+
+    if args.reference_stats and Path(args.reference_stats).suffix != ".npz":
+        raise ValueError(f"--reference-stats must name an .npz file, got {args.reference_stats}")
+    out = prepare_zip(args.source, args.dest, args.resolution, split=args.split, workers=args.workers,
+                      on_error=args.on_error, progress=True)
+    for error in out["skipped"]:
+        print(f"hdfm-bench: skipped: {error}", file=sys.stderr)
+    skipped = f", {len(out['skipped'])} unreadable image(s) skipped" if out["skipped"] else ""
+    print(f"wrote {out['path']}: {out['images']} images at {args.resolution}x{args.resolution}, "
+          f"{out['classes']} classes{skipped}")
+    if args.reference_stats:
+        args.source, args.out, args.features = out["path"], args.reference_stats, False
+        return cmd_reference(args)
+    return 0
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from hdfm_bench.core.io import write_text
     from hdfm_bench.evaluation import tables
@@ -252,7 +271,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from hdfm_bench.sweeps import api as sw
 
     sweep = sw.Sweep.load(args.spec, overrides=args.set or [], resources=args.slurm or [],
-                          eval_only=True if args.eval_only else None, check_data=not args.dry_run)
+                          eval_overrides=args.eval or [], eval_only=True if args.eval_only else None,
+                          check_data=args.check_data or not args.dry_run)
     if args.dry_run:
         print(sw.dry_run(sweep, args.executor))
         return 0
@@ -295,7 +315,8 @@ def _print_status(sweep, json_out: bool) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from hdfm_bench.sweeps.spec import Sweep
 
-    return _print_status(Sweep.load(args.spec, overrides=args.set or [], check=False), args.json)
+    return _print_status(Sweep.load(args.spec, overrides=args.set or [], eval_overrides=args.eval or [],
+                                    check=False), args.json)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -408,6 +429,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=100, help="images per extractor call (default: %(default)s)")
     p.set_defaults(func=cmd_reference)
 
+    p = sub.add_parser("prepare", help="convert an image folder into a dataset zip (PNGs + dataset.json labels)",
+                       description="Decode every image of a split of an image folder (ImageNet / AFHQ / FFHQ "
+                                   "layout), centre-crop and resize it exactly as the imagefolder task does, and "
+                                   "write an EDM-style zip (one PNG per image, labels from the class folders in "
+                                   "dataset.json) that the imagezip task streams; parallel workers, atomic "
+                                   "output. Streaming the folder or the zip gives identical batches.")
+    p.add_argument("source", help="the image folder (class subfolders, optionally under train/ and val/)")
+    p.add_argument("dest", help="the .zip to write (replaced only when complete)")
+    p.add_argument("--resolution", type=int, default=64, help="side of the square images (default: %(default)s)")
+    p.add_argument("--split", default="train", help="which split of the folder (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: the CPUs, at most 8)")
+    p.add_argument("--on-error", default="fail", metavar="fail|skip",
+                   help="an unreadable image: fail (write nothing) or skip it, naming it (default: %(default)s)")
+    p.add_argument("--reference-stats", metavar="OUT.npz", default=None,
+                   help="also write the reference statistics of the prepared images (see `reference`)")
+    p.add_argument("--extractor", default="inception-offline", help="for --reference-stats (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=100, help="for --reference-stats: images per extractor call "
+                                                               "(default: %(default)s)")
+    p.set_defaults(func=cmd_prepare)
+
     p = sub.add_parser("table", help="paper-style table from the results store (markdown, latex, csv)",
                        description="Mean ± std over seeds per method and metric, best in bold; refuses "
                                    "columns mixing measurement protocols (naming the field); flags budgets "
@@ -444,12 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "or in this process (debug)")
     p.add_argument("--dry-run", action="store_true", help="validate, print every run and the job array's "
                                                           "resources; submit nothing")
+    p.add_argument("--check-data", action="store_true", help="with --dry-run: also open the data and reference "
+                                                             "files the spec names (run it where they live)")
     p.add_argument("--retry-failed", action="store_true", help="also resubmit runs whose job failed")
     p.add_argument("--eval-only", action="store_true", help="evaluate existing checkpoints, train nothing")
     p.add_argument("--wait", action="store_true", help="slurm: wait for the jobs (local and debug always wait)")
     p.add_argument("--timeout", type=float, default=None, help="seconds to wait at most (default: from the "
                                                                "time limit)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a [base] field (repeatable)")
+    p.add_argument("--eval", action="append", metavar="KEY=VALUE",
+                   help="override an [eval] field, e.g. reference=ref.npz or n=10000 (repeatable)")
     p.add_argument("--slurm", action="append", metavar="KEY=VALUE",
                    help="override a [slurm] resource under submitit's name, e.g. partition=gpu (repeatable)")
     p.set_defaults(func=cmd_sweep)
@@ -462,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"sweep spec: a TOML file or a shipped spec's name ({', '.join(shipped())}); "
                         "default: the shipped digits-mini")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="the [base] overrides the sweep ran with")
+    p.add_argument("--eval", action="append", metavar="KEY=VALUE", help="the [eval] overrides the sweep ran with")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
 

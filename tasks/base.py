@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from torch.utils.data import Dataset
 
 
 class TaskError(ValueError):
@@ -87,6 +88,19 @@ class Param:
     minimum: int | None = None
 
 
+class MemoryDataset(Dataset):
+    """Rows of in-memory tensors (the small tasks: MNIST, digits, toy, CIFAR-10)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        return self.x[i], self.y[i]
+
+
 class Task:
     """Base class of the registered tasks.
 
@@ -143,6 +157,8 @@ class Task:
     shape: tuple[int, ...] = ()
     num_classes: int = 0
     splits: tuple[str, ...] = ("train", "test")
+    #: True when training should stream the data (``dataset``) instead of holding it in memory
+    streaming: ClassVar[bool] = False
 
     @property
     def protocol(self) -> dict[str, Any]:
@@ -153,15 +169,22 @@ class Task:
     def is_image(self) -> bool:
         return len(self.shape) == 3
 
+    def _check_split(self, split: str) -> None:
+        if not self.data_checked:
+            raise TaskError(f"task '{self.name}' was declared without its data (check_data=False); it cannot load")
+        if split not in self.splits:
+            raise TaskError(f"task '{self.name}' has no split '{split}'; splits: {', '.join(self.splits)}")
+
+    def dataset(self, split: str = "train") -> Dataset:
+        """A ``torch.utils.data.Dataset`` of (x, y) items: the in-memory split unless the task streams."""
+        return MemoryDataset(*self.load(split))
+
     def load(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         """The whole split in memory: x float32 (N, *shape) in [-1, 1], y long (N,).
 
         The result is cached on the task; callers must not modify it in place.
         """
-        if not self.data_checked:
-            raise TaskError(f"task '{self.name}' was declared without its data (check_data=False); it cannot load")
-        if split not in self.splits:
-            raise TaskError(f"task '{self.name}' has no split '{split}'; splits: {', '.join(self.splits)}")
+        self._check_split(split)
         if split not in self._cache:
             x, y = self._load(split)
             self._cache[split] = (x, y)
@@ -173,9 +196,19 @@ class Task:
             raise TaskError(f"task '{self.name}' holds vectors of shape {self.shape}, not images")
         return unit_to_u8(x)
 
-    def augment(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Training-time augmentation of a batch; the identity unless a task says otherwise."""
-        return x
+    @property
+    def augments(self) -> bool:
+        """True when training flips images (the ``hflip`` parameter of the image tasks)."""
+        return bool(self.config.get("hflip", False))
+
+    def augment(self, x: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """Training-time augmentation of a batch, given one uniform draw per image (the trainer draws them,
+        so a batch is a function of its indices and the trainer's generator): with ``hflip`` each image
+        with u < 1/2 is flipped horizontally; the identity otherwise."""
+        if not self.augments:
+            return x
+        flip = (u.to(x.device) < 0.5).view(-1, *([1] * (x.ndim - 1)))
+        return torch.where(flip, x.flip(-1), x)
 
     def describe(self) -> dict[str, Any]:
         """The resolved parameters plus shape/classes/splits/protocol (JSON-serialisable)."""

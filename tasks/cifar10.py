@@ -33,7 +33,7 @@ class CIFAR10Task(Task):
 
     @property
     def protocol(self) -> dict[str, Any]:
-        return {"extractor": "inception", "reference_split": "train", "resolution": 32}
+        return {"extractor": "inception-offline", "reference_split": "train", "resolution": 32}
 
     def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         from torchvision.datasets import CIFAR10

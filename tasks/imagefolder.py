@@ -10,9 +10,10 @@ Layout of ``root`` (required):
 
 Images (.png .jpg .jpeg .bmp .gif .webp .tif .tiff, any case) are converted to RGB, centre-cropped
 to a square and resized (bicubic, antialiased) to ``resolution`` × ``resolution``, then mapped to
-[-1, 1] as u / 127.5 − 1. :meth:`ImageFolderTask.load` decodes the whole split into memory
-(kept as uint8 until returned), so this task is meant for modest folders (up to some tens of
-thousands of images at 64×64), not full ImageNet.
+[-1, 1] as u / 127.5 − 1. Training streams the images (:meth:`ImageFolderTask.dataset`: one file
+decoded per item, in DataLoader workers), so memory does not grow with the folder;
+:meth:`ImageFolderTask.load` decodes a whole split into memory (the evaluation's reference split,
+small folders).
 
 ``hflip`` does not enlarge the data: it turns on :meth:`ImageFolderTask.augment`, a training-time
 augmentation that flips a random half of a batch horizontally (the identity when off).
@@ -22,11 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from PIL import Image
-
-from .base import Param, Task, TaskError, one_line, register, u8_to_unit
+from .base import Param, TaskError, register
+from .datasets import FileDataset, StreamedImageTask
 
 EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 EVAL_SPLITS = ("val", "test")
@@ -40,33 +38,15 @@ def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if _is_image(p))
 
 
-def read_image(path: Path, resolution: int) -> np.ndarray:
-    """One image as (3, resolution, resolution) uint8: RGB, centre crop to square, bicubic resize."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            s = min(w, h)
-            left, top = (w - s) // 2, (h - s) // 2
-            im = im.crop((left, top, left + s, top + s))
-            if s != resolution:
-                im = im.resize((resolution, resolution), Image.Resampling.BICUBIC, reducing_gap=None)
-            arr = np.asarray(im, dtype=np.uint8)
-    except Exception as err:
-        raise TaskError(f"cannot read image {path}: {one_line(err)}") from None
-    return arr.transpose(2, 0, 1)
-
-
 @register
-class ImageFolderTask(Task):
+class ImageFolderTask(StreamedImageTask):
     """A folder of images (optionally with split and class subfolders), cropped and resized."""
 
     name = "imagefolder"
-    summary = "ImageNet/AFHQ/FFHQ-style image folders, centre-cropped and resized (in memory)"
+    summary = "ImageNet/AFHQ/FFHQ-style image folders, centre-cropped and resized, streamed from disk"
     params = {
         "root": Param(Path, None, "the image folder", required=True),
-        "resolution": Param(int, 64, "side of the square images after crop + resize", minimum=1),
-        "hflip": Param(bool, False, "random horizontal flips as a training-time augmentation"),
+        **StreamedImageTask.params,
         "classes": Param(int, 0, "expected number of class folders (0 = whatever the folder holds); checked "
                                  "when the folder is read, and what a dry run without the data assumes"),
     }
@@ -116,15 +96,11 @@ class ImageFolderTask(Task):
             if not images:
                 continue
             if sub.name not in self.classes:
-                raise TaskError(f"imagefolder: class folder {sub} is not among the train classes")
+                raise TaskError(f"imagefolder: the classes differ between splits: class folder {sub} is not "
+                                f"among the {len(self.classes)} train classes")
             label = self.classes.index(sub.name)
             files.extend((p, label) for p in images)
         return files
-
-    @property
-    def shape(self) -> tuple[int, ...]:  # type: ignore[override]
-        r = self.config["resolution"]
-        return (3, r, r)
 
     @property
     def num_classes(self) -> int:  # type: ignore[override]
@@ -134,30 +110,14 @@ class ImageFolderTask(Task):
     def splits(self) -> tuple[str, ...]:  # type: ignore[override]
         return tuple(self.split_dirs)
 
-    @property
-    def protocol(self) -> dict[str, Any]:
-        return {"extractor": "inception", "reference_split": "train", "resolution": self.config["resolution"]}
-
     def files(self, split: str) -> list[tuple[Path, int]]:
         """(path, label) of every image of a split, in a fixed (sorted) order."""
         return list(self._files[split])
 
-    def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        files = self._files[split]
-        r = self.config["resolution"]
-        u8 = np.empty((len(files), 3, r, r), dtype=np.uint8)
-        for i, (path, _) in enumerate(files):
-            u8[i] = read_image(path, r)
-        labels = torch.as_tensor([label for _, label in files], dtype=torch.long)
-        return u8_to_unit(u8), labels
-
-    def augment(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """With ``hflip``: flip a random half (each image with probability 1/2) horizontally."""
-        if not self.config["hflip"]:
-            return x
-        flip = torch.rand(x.shape[0], generator=generator) < 0.5
-        flip = flip.to(x.device).view(-1, *([1] * (x.ndim - 1)))
-        return torch.where(flip, x.flip(-1), x)
+    def dataset(self, split: str = "train") -> FileDataset:
+        """The split streamed from its files (one decode per item)."""
+        self._check_split(split)
+        return FileDataset(self._files[split], self.config["resolution"])
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -43,6 +43,10 @@ DOCS = {
     "checkpoint_every": "checkpoint period in steps (also at the end)",
     "device": "auto | cpu | cuda",
     "bf16": "bf16 autocast on a GPU",
+    "bf16_on_cpu": "bf16 autocast on a CPU as well (part of the run id when true)",
+    "compile": "torch.compile the backbone (inductor; the numbers do not change beyond float noise)",
+    "workers": "DataLoader worker processes for streamed tasks (image folders, zips)",
+    "log_every": "read the loss back from the device (and check it) every this many steps",
     "out_dir": "folder holding run directories",
 }
 
@@ -82,8 +86,15 @@ class RunConfig:
     device: str = "auto"      # auto | cpu | cuda
     bf16: bool = True         # bf16 autocast, used only on a GPU
     out_dir: str = "runs"
+    bf16_on_cpu: bool = False
+    compile: bool = False
+    workers: int = 2
+    log_every: int = 10
 
-    RUN_ID_EXCLUDES: typing.ClassVar[tuple] = ("checkpoint_every", "device", "out_dir")
+    RUN_ID_EXCLUDES: typing.ClassVar[tuple] = ("checkpoint_every", "device", "out_dir", "compile", "workers",
+                                               "log_every")
+    #: fields added later: part of the run id only when not at their default, so earlier ids stay valid
+    RUN_ID_LATER: typing.ClassVar[dict] = {"backend": "torch", "bf16_on_cpu": False}
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -98,6 +109,8 @@ class RunConfig:
             (0 <= self.label_dropout < 1, f"label_dropout must lie in [0, 1), got {self.label_dropout}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
+            (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
+            (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got '{self.device}'"),
             (self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}, got '{self.backend}'"),
             (len(self.ema_decays) >= 1 and all(0 < d < 1 for d in self.ema_decays),
@@ -115,8 +128,9 @@ class RunConfig:
 
     def run_id(self) -> str:
         d = {k: v for k, v in self.to_dict().items() if k not in self.RUN_ID_EXCLUDES}
-        if d["backend"] == "torch":  # the default: run ids from before the JAX backend stay valid
-            del d["backend"]
+        for key, default in self.RUN_ID_LATER.items():
+            if d[key] == default:
+                del d[key]
         digest = short_hash(d, RUN_ID_DIGITS)
         return f"{self.task}-{self.path}-{self.target or 'default'}-{digest}"
 

@@ -44,12 +44,14 @@ from hdfm_bench.core.config import RunConfig, RunConfigError
 from hdfm_bench.core.overrides import OverrideError, apply_override, non_finite, set_dotted, split_assignment
 from hdfm_bench.core.rundir import CHECKPOINT_FILE, read_record
 from hdfm_bench.evaluation.metrics.extractors import get_extractor_info
+from hdfm_bench.evaluation.metrics.reference import load_statistics
 from hdfm_bench.evaluation.protocol import EvalSettings
 from hdfm_bench.methods import ConfigError, Objective, get_path, get_sampler, recipe
 from hdfm_bench.specs import resolve as resolve_spec
 from hdfm_bench.tasks import get_task
+from hdfm_bench.training.distributed import check_divisible
 
-from .submitit_adapter import INTEGER_RESOURCES, valid_slurm_parameters
+from .submitit_adapter import INTEGER_RESOURCES, processes, valid_slurm_parameters
 
 SPEC_KEYS = {"name": "sweep name (default: the file name)", "description": "free text",
              "out_dir": "folder of run directories (default: runs)",
@@ -128,9 +130,10 @@ class Sweep:
     @classmethod
     def load(cls, spec: str | Path, overrides: Iterable[str] = (), resources: Iterable[str] = (),
              eval_only: bool | None = None, check: bool = True, data: dict | None = None,
-             check_data: bool = True) -> "Sweep":
+             check_data: bool = True, eval_overrides: Iterable[str] = ()) -> "Sweep":
         """Parse, expand and validate a spec. ``overrides``: ``key=value`` on [base];
-        ``resources``: ``key=value`` on [slurm]; ``data``: the parsed spec, when a caller edited
+        ``resources``: ``key=value`` on [slurm]; ``eval_overrides``: ``key=value`` on [eval];
+        ``data``: the parsed spec, when a caller edited
         it (``spec`` then only names it in messages). Raises :class:`SweepError` naming the problem."""
         spec = resolve_spec(spec)
         if data is None:
@@ -147,14 +150,9 @@ class Sweep:
         folder = Path(data.get("folder", Path("sweeps") / name)).absolute()
         store = Path(data.get("store", folder / "results.jsonl")).absolute()
         out_dir = str(Path(data.get("out_dir", "runs")).absolute())
-        base = dict(data.get("base", {}))
-        try:
-            for item in overrides:
-                apply_override(base, item, "--set")
-        except OverrideError as err:
-            raise SweepError(str(err)) from None
+        base = _overridden(data.get("base", {}), overrides, "--set")
         mappings = _expand(base, data.get("grid", {}), data.get("include", []), spec)
-        global_eval = data.get("eval", {})
+        global_eval = _overridden(data.get("eval", {}), eval_overrides, "--eval")
         evals = _eval_settings(global_eval, spec)
         res = {**DEFAULT_RESOURCES, **data.get("slurm", {})}
         try:
@@ -164,9 +162,9 @@ class Sweep:
         except OverrideError as err:
             raise SweepError(str(err)) from None
         _check_resources(res, spec)
-        eval_res = {k: v for k, v in res.items() if k != "ntasks_per_node"}
+        eval_res = {k: v for k, v in res.items() if k not in ("ntasks_per_node", "nodes")}
         if res.get("gpus_per_node", 0) > 1:
-            eval_res["gpus_per_node"] = 1  # a shard job is one process on one GPU
+            eval_res["gpus_per_node"] = 1  # a shard job is one process on one GPU of one node
         eval_res.update(data.get("eval_slurm", {}))
         _check_resources(eval_res, spec)
         eval_only = bool(data.get("eval_only", False)) if eval_only is None else eval_only
@@ -195,9 +193,15 @@ class Sweep:
         """Every name, parameter and combination, without building a model or reading data.
 
         ``check_data=False`` (dry runs): the tasks' data folders need not exist on this machine."""
+        checked: dict[str, str] = {}  # reference file -> its extractor
         for run in self.runs:
             cfg, where = run.config, f"{self.spec_path}: run {run.label!r}"
             try:
+                world = processes(self.resources)
+                if world > 1 and not self.eval_only:
+                    check_divisible(cfg.batch_size, world)
+                    if cfg.backend != "torch":
+                        raise SweepError(f"backend {cfg.backend}: data-parallel ({world} processes) training is torch-only")
                 task = get_task(cfg.task, check_data=check_data, **cfg.task_params)
                 path = get_path(cfg.path, **cfg.path_params)
                 target = Objective(path, cfg.target or None, cfg.loss or None, cfg.norm or None).target
@@ -207,8 +211,8 @@ class Sweep:
                 for e in run.evals:
                     if e.extractor is not None:
                         get_extractor_info(e.extractor)  # an unknown extractor fails here, not after training
-                    if e.reference is not None and check_data and not Path(e.reference).is_file():
-                        raise SweepError(f"reference statistics file {e.reference} not found")
+                    if e.reference is not None and check_data:
+                        _check_reference(e.reference, e.extractor or task.protocol.get("extractor"), checked)
                     smp = get_sampler(e.sampler, **{**e.sampler_params, **({"steps": e.steps} if e.steps else {})})
                     smp.check(path, target)
                     if e.cfg_scale != 1.0 and not (cfg.conditional and task.num_classes):
@@ -227,6 +231,17 @@ class Sweep:
 
 
 # ---- expansion helpers -------------------------------------------------------------------------------
+
+def _overridden(table: dict, items: Iterable[str], what: str) -> dict:
+    """A copy of a spec table with ``key=value`` overrides applied."""
+    table = dict(table)
+    try:
+        for item in items:
+            apply_override(table, item, what)
+    except OverrideError as err:
+        raise SweepError(str(err)) from None
+    return table
+
 
 def _set(d: dict, key: str, value: Any) -> None:
     try:
@@ -355,6 +370,17 @@ def _resolve_eval(e: dict, cfg: RunConfig, spec: Path) -> EvalSettings:
                             reference=e["reference"] or None, metrics=tuple(metrics))
     except ConfigError as err:
         raise SweepError(f"{spec} [eval]: {err}") from None
+
+
+def _check_reference(path: str, extractor: str | None, checked: dict[str, str]) -> None:
+    """A reference statistics file must be readable and made with the evaluation's extractor."""
+    if path not in checked:
+        if not Path(path).is_file():
+            raise SweepError(f"reference statistics file {path} not found")
+        checked[path] = load_statistics(path)["meta"].get("extractor", "")
+    if extractor and checked[path] and checked[path] != extractor:
+        raise SweepError(f"reference statistics {path} were computed with '{checked[path]}', the evaluation "
+                         f"uses '{extractor}'")
 
 
 def _check_resources(res: dict, spec: Path) -> None:

@@ -214,6 +214,14 @@ def dry_run(sweep: Sweep, executor: str) -> str:
     res = dict(sweep.resources)
     text.append(f"\njob array: {len(sweep.runs)} task(s) via executor '{executor}' (train each run, then its "
                 f"unsharded evaluations); resources: " + ", ".join(f"{k}={v}" for k, v in res.items()))
+    world = adapter.processes(res)
+    if world > 1:
+        per_node = adapter.job_resources(res).get("ntasks_per_node", 1)
+        batches = sorted({r.config.batch_size for r in sweep.runs})
+        text.append(f"data parallel: {world} processes per training job ({res.get('nodes', 1)} node(s) × {per_node} "
+                    f"task(s), one per GPU; DistributedDataParallel over torch.distributed from submitit's "
+                    f"environment); each process takes {', '.join(str(b // world) for b in batches)} images of "
+                    "every global batch")
     if executor == "slurm":
         text += ["sbatch script header:"] + adapter.sbatch_header(sweep.folder / "jobs" / "%j", len(sweep.runs),
                                                                   res, sweep.job_name)

@@ -42,13 +42,19 @@ def missing_slurm_commands() -> list[str]:
     return [c for c in ("srun", "sbatch", "sacct") if shutil.which(c) is None]
 
 
+def job_resources(resources: dict[str, Any]) -> dict[str, Any]:
+    """The resources as submitted: several GPUs per node mean one task (process) per GPU."""
+    res = dict(resources)
+    if res.get("gpus_per_node", 0) > 1:
+        res.setdefault("ntasks_per_node", res["gpus_per_node"])
+    return res
+
+
 def make_executor(kind: str, folder: Path, resources: dict[str, Any], job_name: str):
     """The submitit executor named ``kind`` writing its job files under ``folder``."""
-    res = dict(resources)
+    res = job_resources(resources)
     if kind not in EXECUTORS:
         raise AdapterError(f"unknown executor '{kind}'; known: {', '.join(EXECUTORS)}")
-    if res.get("gpus_per_node", 0) > 1 and "ntasks_per_node" not in res:
-        res["ntasks_per_node"] = res["gpus_per_node"]  # one process per GPU (torch.distributed)
     if kind == "slurm":
         missing = missing_slurm_commands()
         if missing:
@@ -92,9 +98,7 @@ def submit_all(executor, kind: str, jobs: list) -> list:
 def sbatch_header(folder: Path, count: int, resources: dict[str, Any], job_name: str) -> list[str]:
     """The ``#SBATCH`` lines of the array script submitit would write for ``count`` jobs."""
     make_sbatch_string = _submitit(".slurm.slurm")._make_sbatch_string
-    params = dict(resources)
-    if params.get("gpus_per_node", 0) > 1:
-        params.setdefault("ntasks_per_node", params["gpus_per_node"])
+    params = job_resources(resources)
     params.setdefault("job_name", job_name)
     script = make_sbatch_string(command="python -u -m submitit.core._submit <folder>", folder=str(folder),
                                  map_count=count, **params)
@@ -123,17 +127,24 @@ def in_main_thread() -> bool:
 
 
 def init_distributed() -> tuple[int, int]:
-    """torch.distributed from submitit's environment (one process per task, env:// init); returns
-    (rank, world size)."""
+    """torch.distributed from submitit's environment (one process per task, env:// init, collectives
+    with a timeout); returns (rank, world size)."""
     import torch
-    import torch.distributed as dist
+
+    from hdfm_bench.training.distributed import start_group
 
     cuda = torch.cuda.is_available()
     env = _submitit(".helpers").TorchDistributedEnvironment().export(set_cuda_visible_devices=cuda)
     if cuda:
         torch.cuda.set_device(0)  # CUDA_VISIBLE_DEVICES now holds this rank's GPU only
-    dist.init_process_group(backend="nccl" if cuda else "gloo", rank=env.rank, world_size=env.world_size)
+    start_group(env.rank, env.world_size)
     return env.rank, env.world_size
+
+
+def processes(resources: dict[str, Any]) -> int:
+    """Processes of one training job: nodes × tasks per node."""
+    res = job_resources(resources)
+    return max(1, res.get("nodes", 1)) * max(1, res.get("ntasks_per_node", 1))
 
 
 def requeue(job) -> Any:
@@ -174,4 +185,4 @@ def sacct_states(job_ids: list[str], folder: str) -> dict[str, str]:
 
 __all__ = ["EXECUTORS", "INTEGER_RESOURCES", "AdapterError", "valid_slurm_parameters", "missing_slurm_commands",
            "make_executor", "submit_all", "sbatch_header", "job_environment", "preemption_signal",
-           "in_main_thread", "init_distributed", "requeue", "job_files", "read_result", "sacct_states"]
+           "in_main_thread", "init_distributed", "processes", "job_resources", "requeue", "job_files", "read_result", "sacct_states"]

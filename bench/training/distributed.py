@@ -1,7 +1,43 @@
-"""Data parallelism helpers: the process group's rank and size, gradient averaging, agreement."""
+"""Data parallelism helpers: starting the process group, rank and size, agreement between ranks.
+
+Gradients are averaged by ``torch.nn.parallel.DistributedDataParallel`` (the torch trainer). Every
+collective has a timeout (``$HDFM_BENCH_DIST_TIMEOUT`` seconds, default 600): when one process of a
+job dies, the others fail with :class:`RankFailure` instead of waiting for ever.
+"""
 from __future__ import annotations
 
+import datetime
+import os
+
 import torch
+
+TIMEOUT_ENV = "HDFM_BENCH_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 600.0
+
+
+class RankFailure(RuntimeError):
+    """A collective failed or timed out: another process of the data-parallel job has died."""
+
+
+def timeout_s() -> float:
+    """The collectives' timeout in seconds (``$HDFM_BENCH_DIST_TIMEOUT``, else 600)."""
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{TIMEOUT_ENV} must be > 0, got {raw!r}")
+    return value
+
+
+def start_group(rank: int, world: int, init_method: str = "env://", backend: str | None = None) -> None:
+    """``torch.distributed.init_process_group`` with the timeout: nccl on a GPU, gloo on CPUs."""
+    import torch.distributed as dist
+
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    dist.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=timeout_s()))
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -13,22 +49,10 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    """Replace each gradient by its mean over ranks (one flattened all-reduce).
-
-    With equal shards, the mean of the ranks' shard-mean gradients is the gradient of the
-    global-batch mean loss, so W processes take the step one process would take on the whole batch.
-    """
-    import torch.distributed as dist
-
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+def check_divisible(batch_size: int, world: int) -> None:
+    """Each of ``world`` processes takes an equal slice of every global batch."""
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} is not divisible by the {world} data-parallel processes")
 
 
 def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
@@ -40,4 +64,5 @@ def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
     return value / dist.get_world_size()
 
 
-__all__ = ["rank_and_world", "average_gradients", "mean_over_ranks"]
+__all__ = ["TIMEOUT_ENV", "RankFailure", "timeout_s", "start_group", "rank_and_world", "check_divisible",
+           "mean_over_ranks"]

@@ -126,7 +126,10 @@ def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = No
                     raise Interrupted(f"stopped before step {step}")
                 t0 = time.perf_counter()
                 idx = batch_indices(cfg, len(x_train), step)
-                x = jnp.asarray(task.augment(x_train[idx], generator=gen).numpy())
+                x = x_train[idx]
+                if task.augments:
+                    x = task.augment(x, torch.rand(len(idx), generator=gen))
+                x = jnp.asarray(x.numpy())
                 y = jnp.asarray(y_np[idx.numpy()]) if null is not None else None
                 # arrays, not Python numbers: filter_jit treats Python scalars as static (a recompile per step)
                 decays = jnp.asarray([ema_decay(d, ema_updates) for d in order], dtype=jnp.float32)

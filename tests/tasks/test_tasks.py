@@ -288,7 +288,7 @@ def test_cifar10_errors(tmp_path):
         get_task("cifar10")
     assert "root" in assert_one_line(err)
     task = get_task("cifar10", root=tmp_path)  # exists but holds no CIFAR-10
-    assert task.shape == (3, 32, 32) and task.protocol["extractor"] == "inception"
+    assert task.shape == (3, 32, 32) and task.protocol["extractor"] == "inception-offline"
     with pytest.raises(TaskError) as err:
         task.load("train")
     assert str(tmp_path) in assert_one_line(err)
@@ -317,9 +317,9 @@ def test_imagefolder_classes_crop_resize(tmp_path):
     # the centre of each image keeps its colour
     assert torch.allclose(x[1, :, 8, 8], torch.ones(3)) and torch.allclose(x[2, :, 8, 8], torch.tensor([-1.0, -1, 1]))
     assert task.to_uint8(x).dtype == torch.uint8
-    assert task.protocol == {"extractor": "inception", "reference_split": "train", "resolution": 16}
+    assert task.protocol == {"extractor": "inception-offline", "reference_split": "train", "resolution": 16}
     json.dumps(task.describe())
-    assert task.augment(x) is x  # hflip off
+    assert not task.augments and task.augment(x) is x  # hflip off
 
 
 def test_imagefolder_splits_unconditional_and_hflip(tmp_path):
@@ -333,10 +333,11 @@ def test_imagefolder_splits_unconditional_and_hflip(tmp_path):
     assert task.load("val")[0].shape == (1, 3, 8, 8)
     batch = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(4, 1, 2, 3).expand(4, 3, 2, 3) + 0
     batch = batch.repeat(8, 1, 1, 1)
-    out = task.augment(batch, torch.Generator().manual_seed(0))
-    flipped = [torch.equal(o, b.flip(-1)) for o, b in zip(out, batch)]
-    kept = [torch.equal(o, b) for o, b in zip(out, batch)]
-    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+    u = torch.rand(len(batch), generator=torch.Generator().manual_seed(0))
+    out = task.augment(batch, u)
+    assert task.augments and 0 < int((u < 0.5).sum()) < len(batch)
+    for o, b, flip in zip(out, batch, u < 0.5):  # exactly the images whose uniform is below 1/2 are flipped
+        assert torch.equal(o, b.flip(-1) if flip else b)
 
 
 def test_imagefolder_errors(tmp_path):

@@ -90,7 +90,10 @@ def test_corrupt_checkpoint_is_an_error_not_a_restart(tmp_path):
         checkpoint.load(ck)
 
 
-def test_non_finite_loss_stops_and_records_failure(tmp_path, monkeypatch):
+@pytest.mark.parametrize("log_every", [1, 4, 10])
+def test_non_finite_loss_stops_and_records_failure(tmp_path, monkeypatch, log_every):
+    """The loss is read back every ``log_every`` steps; the record still names the first bad step and the
+    last finite loss, and no checkpoint holding the poisoned weights is written."""
     from hdfm_bench.methods import Objective
 
     real = Objective.loss
@@ -102,11 +105,14 @@ def test_non_finite_loss_stops_and_records_failure(tmp_path, monkeypatch):
         return out * float("nan") if calls["n"] == 4 else out
 
     monkeypatch.setattr(Objective, "loss", poisoned)
-    cfg = cfg_for(tmp_path, steps=10)
+    cfg = cfg_for(tmp_path, steps=10, log_every=log_every, checkpoint_every=5)
+    losses = []
     with pytest.raises(TrainingFailed, match="non-finite loss at step 3"):
-        train(cfg, progress=False)
+        train(cfg, progress=False, on_step=lambda step, loss: losses.append(loss))
     rec = json.loads((cfg.run_dir() / "run.json").read_text())
-    assert rec["status"] == "failed" and rec["failed_step"] == 3 and rec["last_finite_loss"] > 0
+    assert rec["status"] == "failed" and rec["failed_step"] == 3
+    assert len(losses) == 3 and rec["last_finite_loss"] == losses[-1] > 0
+    assert not (cfg.run_dir() / "checkpoint.pt").exists()
 
 
 def test_ema_arithmetic():
