@@ -80,6 +80,40 @@ def interleaved(fns, repeats: int, block: int = 5) -> dict[str, float]:
 
 
 
+class StepClock:
+    """``on_step`` callback of a real training run timing its steps in windows of ``every`` steps.
+
+    The trainer reports losses at read-backs (every ``log_every`` steps), so single steps are not
+    observable from outside; the time between the reports of steps k·every and (k+1)·every, divided by
+    ``every``, is. Windows before ``skip`` (warm-up, compilation) are left out. ``between``, when given,
+    runs at every window boundary (e.g. a reference computation timed side by side with the trainer, so
+    both share the machine's drift); its time is kept out of the trainer's and its durations are in
+    ``between_seconds``."""
+
+    def __init__(self, every: int = 10, skip: int = 1, between: Callable[[], float] | None = None) -> None:
+        self.every, self.skip, self.between = every, skip, between
+        self.stamps: list[float] = []
+        self.between_seconds: list[float] = []
+        self._paused = 0.0
+
+    def __call__(self, step: int, loss: float) -> None:
+        if step % self.every:
+            return
+        t0 = time.perf_counter()
+        self.stamps.append(t0 - self._paused)
+        if self.between is not None:
+            self.between_seconds.append(self.between())
+            self._paused += time.perf_counter() - t0
+
+    def step_seconds(self) -> float:
+        """Median seconds per step over the windows after the skipped ones."""
+        stamps = self.stamps[self.skip:]
+        if len(stamps) < 2:
+            raise ValueError(f"StepClock: {len(self.stamps)} report(s) of every {self.every} steps; need "
+                             f"{self.skip + 2} (train longer)")
+        return statistics.median((b - a) / self.every for a, b in zip(stamps, stamps[1:]))
+
+
 #: (path, path parameters) each framework-cost benchmark runs, each with its recipe (target, sampler);
 #: the level paths at 10 levels so one sampling run stays short
 BENCH_PATHS = [("noise_fm", {}), ("hdfm", {}), ("blurring_diffusion", {}), ("hdfm_code", {}), ("ihdm", {"K": 10}),

@@ -114,3 +114,32 @@ def test_committed_perf_md_speaks_of_the_project_only():
 
     text = (Path(__file__).resolve().parents[2] / "results" / "perf.md").read_text()
     assert "issue" not in text.lower()
+
+
+def test_gpu_check_runs_on_cpu_with_a_tiny_model(tmp_path):
+    """scripts/gpu_check.sh end to end on a CPU: synthetic zip, loader, bare step, every benchmark path trained
+    by the real trainer and sampled; and a clear refusal of CUDA where there is none."""
+    import subprocess
+    from pathlib import Path
+
+    from hdfm_bench.perf.harness import BENCH_PATHS
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "gpu.md"
+    args = ["bash", str(root / "scripts" / "gpu_check.sh"), "--size", "tiny", "--patch", "4", "--resolution", "16",
+            "--batch", "8", "--steps", "15", "--images", "48", "--workers", "1", "--classes", "4", "--repeats", "2"]
+    run = subprocess.run(args + ["--device", "cpu", "--out", str(out)], capture_output=True, text=True, cwd=root)
+    assert run.returncode == 0, run.stderr[-2000:]
+    text = out.read_text()
+    assert text == run.stdout
+    assert "ViT tiny/4 (JiT) at 16², batch 8, 15 steps of the real trainer" in text
+    rows = [ln.split("|")[1:-1] for ln in text.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert [r[0].strip() for r in rows] == [name for name, _ in BENCH_PATHS]
+    for r in rows:
+        train_ips, ratio, sample_ips = (float(r[k].replace(",", "")) for k in (1, 2, 3))
+        assert train_ips > 0 and 0.1 < ratio < 10 and sample_ips > 0 and r[5].strip() == "—"
+    assert float(text.split("Data loader alone: ")[1].split(" ")[0].replace(",", "")) > 0
+    refused = subprocess.run(args + ["--device", "cuda", "--out", str(tmp_path / "none.md")], capture_output=True,
+                             text=True, cwd=root)
+    assert refused.returncode == 2 and not (tmp_path / "none.md").exists()
+    assert refused.stderr.strip().splitlines()[-1].startswith("gpu_check: error: the GPU check needs a CUDA GPU")
