@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,5 +67,18 @@ def arrays_sha256(*arrays: Any) -> str:
     return h.hexdigest()
 
 
+def state_sha256(state: Mapping[str, Any]) -> str:
+    """Hex SHA-256 of a state_dict's values: names, dtypes, shapes and raw bytes, in sorted name order.
+
+    Not the file's bytes: ``torch.save`` writes the file's own name into its archive (for an atomic
+    write, a random temporary name), so two saves of the same weights are different files."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name]
+        h.update(canonical_json([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(bytes.fromhex(arrays_sha256(t)))
+    return h.hexdigest()
+
+
 __all__ = ["RUN_ID_DIGITS", "EVAL_KEY_DIGITS", "KEY_DIGITS", "canonical_json", "short_hash", "file_sha256",
-           "arrays_sha256"]
+           "state_sha256", "arrays_sha256"]

@@ -90,15 +90,19 @@ class Evaluation:
         self.accuracy = Accuracy(self.extractor_name) if self.gen.conditional and \
             self.extractor.info["task"] is not None else None
         self.key = settings.key(cfg.run_id(), self.gen.checkpoint_step)
+        self.kept: dict[str, Any] | None = None
 
     # ---- measuring ----
-    def measure(self, start: int, stop: int, *, progress: bool = False, writer: SampleWriter | None = None) -> Part:
-        """Generate images [start, stop) batch by batch and measure them."""
+    def measure(self, start: int, stop: int, *, progress: bool = False, writer: SampleWriter | None = None,
+                keep: int = 0) -> Part:
+        """Generate images [start, stop) batch by batch and measure them; the first ``keep`` images of the
+        evaluation (samples in [-1, 1], labels) are kept in ``self.kept`` (e.g. for a grid)."""
         keep = self.settings.metrics != ("fid",)
         feats, spectrum = Features(keep=keep), Spectrum()
         correct = counted = 0
         traj: dict[int, list] = {}
         z0s: list[torch.Tensor] = []
+        kept: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         last = None
 
         def on_step(batch_start, step, t, z, **_):
@@ -116,9 +120,15 @@ class Evaluation:
                 z0s.append(batch.z0[:self.trajectory_n - batch.indices[0]])
             if writer is not None:
                 writer.add(u8, batch.labels, batch.indices)
+            if batch.indices[0] < keep:
+                k = keep - batch.indices[0]
+                kept.append((batch.samples[:k], None if batch.labels is None else batch.labels[:k]))
             last = batch
         trajectory = [(t, torch.cat(zs)) for _, (t, zs) in sorted(traj.items())]
         z0 = torch.cat(z0s) if z0s else torch.zeros(0)
+        if kept:
+            labels = None if kept[0][1] is None else torch.cat([y for _, y in kept])
+            self.kept = {"samples": torch.cat([x for x, _ in kept]), "labels": labels}
         return Part(start, stop, feats, spectrum, correct, counted, z0, trajectory,
                     self.gen.protocol(last.nfe, last.calls))
 
@@ -197,13 +207,14 @@ def _seed_span(parts: list[Part]) -> str:
 
 def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, method: str | None = None,
                  trajectory_n: int = TRAJECTORY_N, progress: bool = False, save_samples: str | Path | None = None,
-                 shard_dir: str | Path | None = None, **fields: Any) -> tuple[list[dict], dict]:
+                 shard_dir: str | Path | None = None, keep: int = 0, **fields: Any) -> tuple[list[dict], dict]:
     """Sample ``settings.n`` images from a run and measure them; returns (rows, info).
 
     ``fields`` build the :class:`EvalSettings` when none are given. With ``settings.shards > 1`` the
     shards are measured one after the other into ``shard_dir`` (default ``RUN/eval-shards``), each
     written as soon as it is done, so an interrupted evaluation resumes at the missing shards.
-    ``save_samples`` also writes the images (``.npz``, ``.zip`` of PNGs, or a folder of PNGs)."""
+    ``save_samples`` also writes the images (``.npz``, ``.zip`` of PNGs, or a folder of PNGs); the first
+    ``keep`` images (samples in [-1, 1] and labels) come back in info (unsharded evaluations)."""
     settings = settings or EvalSettings(**fields)
     if save_samples and settings.shards > 1:
         raise ValueError("--save-samples writes one file of all n images: evaluate with --shards 1 to save them")
@@ -211,7 +222,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, m
     writer = SampleWriter.open(save_samples, settings.n, tuple(ev.gen.task.shape)) if save_samples else None
     try:
         if settings.shards == 1:
-            parts = [ev.measure(0, settings.n, progress=progress, writer=writer)]
+            parts = [ev.measure(0, settings.n, progress=progress, writer=writer, keep=keep)]
         else:
             folder = Path(shard_dir) if shard_dir else Path(run_dir) / SHARDS_DIR
             for k in range(settings.shards):
@@ -224,7 +235,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, m
     finally:
         if writer is not None:
             writer.abort()
-    return rows, {"config": ev.gen.config, "key": ev.key, "protocol": rows[0]["protocol"]}
+    return rows, {"config": ev.gen.config, "key": ev.key, "protocol": rows[0]["protocol"], **(ev.kept or {})}
 
 
 # ---- shards ---------------------------------------------------------------------------------------------

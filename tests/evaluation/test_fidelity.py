@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from hdfm_bench.core.hashing import state_sha256
 from hdfm_bench.evaluation.metrics import extractors as ex
 from hdfm_bench.evaluation.metrics.fidelity import MetricError, classifier_accuracy, compute_metrics, reference_features
 from hdfm_bench.tasks import get_task
@@ -47,16 +47,15 @@ def test_digits_fid_grows_with_degradation(digits_u8):
     assert fids[0] < fids[1] < fids[2]
 
 
-def test_reference_cache_and_classifier_reuse(digits_u8):
+def test_shipped_classifier_is_pinned_and_reference_cache_reused(digits_u8, tmp_path, monkeypatch):
     x, _ = digits_u8
     _, info = ex.domain_classifier("domain-digits")
-    mtime, trained = os.path.getmtime(info["path"]), ex.TRAIN_COUNT
-    ex._LOADED.clear()  # force a reload from disk
-    _, info2 = ex.domain_classifier("digits")
-    assert ex.TRAIN_COUNT == trained and os.path.getmtime(info2["path"]) == mtime
-    assert info2["hash"] == info["hash"]
-    meta = json.loads(Path(info["path"]).with_suffix(".json").read_text())
-    assert meta["test_accuracy"] >= 0.9
+    assert Path(info["path"]).parent == ex.WEIGHTS_DIR and ex.file_sha256(info["path"]) == ex.EXTRACTORS[
+        "domain-digits"]["sha256"]
+    # a row's extractor_hash is the hash of the weights' values, recorded with the file
+    assert info["hash"] == state_sha256(torch.load(info["path"], weights_only=True))[:16] == info["weights_sha256"][:16]
+    assert ex.domain_classifier("digits")[1]["hash"] == info["hash"]
+    assert info["test_accuracy"] >= 0.9 and info["recipe"] == ex.RECIPES["digits"]
     feats, key = reference_features("digits", "train", "domain-digits", with_key=True)
     assert feats.shape == (len(x), 128) and feats.dtype == torch.float64
     feats2, key2 = reference_features("digits", "train", "domain-digits", with_key=True)
@@ -67,13 +66,50 @@ def test_reference_cache_and_classifier_reuse(digits_u8):
     assert via_ref["reference_hash"] == key
     for k in ("fid", "kid_mean", "kid_std", "precision", "recall", "n_real", "n_fake"):
         assert via_ref[k] == via_img[k]
+    # a changed weights file is refused, never measured with
+    changed = tmp_path / "weights"
+    changed.mkdir()
+    for f in ex.WEIGHTS_DIR.iterdir():
+        (changed / f.name).write_bytes(f.read_bytes())
+    state = torch.load(changed / "domain-digits.pt", weights_only=True)
+    state["head.bias"] += 1e-3
+    torch.save(state, changed / "domain-digits.pt")
+    monkeypatch.setattr(ex, "WEIGHTS_DIR", changed)
+    monkeypatch.setattr(ex, "_LOADED", {})
+    with pytest.raises(MetricError, match="domain-digits.*not the pinned"):
+        ex.domain_classifier("domain-digits")
+    (changed / "domain-mnist.pt").unlink()
+    with pytest.raises(MetricError, match="weights of extractor 'domain-mnist' are missing"):
+        ex.domain_classifier("domain-mnist")
+
+
+def test_train_extractor_writes_the_file_that_gets_shipped(tmp_path, capsys):
+    from hdfm_bench.cli import main
+
+    out = tmp_path / "domain-digits.pt"
+    assert main(["train-extractor", "digits", "--out", str(out)]) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["sha256"] == ex.file_sha256(out) and meta["sha256"] in capsys.readouterr().out
+    assert meta["test_accuracy"] >= 0.9 and meta["recipe"] == ex.RECIPES["digits"] and meta["arch"] == ex.DomainCNN.ARCH
+    model = ex.DomainCNN(8)
+    model.load_state_dict(torch.load(out, weights_only=True))  # the shipped format: a plain state_dict
+    shipped, info = ex.domain_classifier("domain-digits")
+    assert model.state_dict().keys() == shipped.state_dict().keys()
+    # Retraining on this machine gives the shipped weights exactly: the same value hash, although the
+    # file's bytes differ (torch.save writes the temporary name of the atomic write into the archive).
+    assert meta["weights_sha256"] == info["weights_sha256"]
+    assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in model.state_dict().items())
+    assert main(["train-extractor", "cifar10", "--out", str(tmp_path / "c.pt")]) == 2
+    assert "no domain classifier is defined for task 'cifar10'" in capsys.readouterr().err
+    assert main(["train-extractor", "digits", "--out", str(tmp_path / "c.pth")]) == 2
+    assert not (tmp_path / "c.pt").exists() and not (tmp_path / "c.pth").exists()
 
 
 def test_mnist_halves_far_closer_than_noise_and_classifier_accurate():
     task = get_task("mnist")
     x, y = task.load("test")
     u8 = task.to_uint8(x)
-    _, info = ex.domain_classifier("domain-mnist")  # trains (~20 s) only when not cached
+    _, info = ex.domain_classifier("domain-mnist")  # the shipped weights
     assert info["test_accuracy"] >= 0.98
     assert classifier_accuracy(u8, y, "domain-mnist") >= 0.98
     noise = torch.randint(0, 256, (5000, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)

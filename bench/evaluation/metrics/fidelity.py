@@ -70,22 +70,22 @@ def reference_features(task_name: str, split: str, extractor: str, n: int | None
 
 @torch.no_grad()
 def classifier_accuracy(generated: torch.Tensor, labels: torch.Tensor, extractor: str = "domain-mnist",
-                        batch_size: int = 1000, root: str | os.PathLike | None = None) -> float:
+                        batch_size: int = 1000) -> float:
     """Fraction of ``generated`` (uint8) the domain classifier labels as ``labels`` (class-conditional samples)."""
-    correct, total = Accuracy(extractor, root).add(generated, labels), len(generated)
+    correct, total = Accuracy(extractor).add(generated, labels, batch_size), len(generated)
     return correct / total
 
 
 class Accuracy:
     """Counts the generated images a domain classifier assigns to their class, batch by batch."""
 
-    def __init__(self, extractor: str, root: str | os.PathLike | None = None) -> None:
+    def __init__(self, extractor: str) -> None:
         info = get_extractor_info(extractor)
         if info["task"] is None:
             domain = ", ".join(k for k, v in EXTRACTORS.items() if v["task"])
             raise MetricError(f"class accuracy needs a domain extractor ({domain}), got '{extractor}'")
         self.info = info
-        self.model, _ = domain_classifier(extractor, root)
+        self.model, _ = domain_classifier(extractor)
         self.correct = self.total = 0
 
     @torch.no_grad()
