@@ -14,6 +14,8 @@ from pathlib import Path
 
 from hdfm_bench.core.config import BACKENDS, DOCS, RunConfig
 from hdfm_bench.core.overrides import OverrideError, parse_assignments
+from hdfm_bench.core.signals import EXIT_TERMINATED, Preempted, Terminated, Termination
+from hdfm_bench.core.threads import THREADS_ENV, set_threads
 from hdfm_bench.evaluation.plots import PLOTS
 from hdfm_bench.evaluation.protocol import FEATURE_METRICS
 from hdfm_bench.evaluation.tables import FORMATS as TABLE_FORMATS
@@ -25,6 +27,8 @@ from hdfm_bench.specs import DEFAULT_SPEC, SPECS_DIR, shipped
 from hdfm_bench.sweeps.submitit_adapter import EXECUTORS
 
 REPRODUCTIONS = ("toy", "ablation", "spectral")
+#: SIGTERM: at the next step boundary while training, at once elsewhere (core.signals)
+TERMINATION = Termination()
 PLOT_KINDS = [*PLOTS, "losses"]
 
 
@@ -105,7 +109,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hdfm_bench.training import train
 
     cfg = _config_from_args(args)
-    res = train(cfg, progress=not args.no_progress)
+    with TERMINATION.training():
+        res = train(cfg, progress=not args.no_progress, should_stop=TERMINATION.should_stop)
     rec = res.record
     print(f"run {rec['run_id']}: {rec['status']}, final loss {rec.get('final_loss'):.5g}, "
           f"{rec['budget']['parameters']:,} parameters, {rec['budget']['images_seen']:,} images seen, "
@@ -201,6 +206,17 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_extractor(args: argparse.Namespace) -> int:
+    """Train a domain classifier (the FID extractor of a small task) and write the file that gets shipped."""
+    from hdfm_bench.evaluation.metrics.extractors import train_extractor
+
+    out = train_extractor(args.task, args.out or f"domain-{args.task}.pt")
+    print(f"wrote {out['path']} (+ .json): {out['extractor']}, test accuracy {out['test_accuracy']:.4f}, trained in "
+          f"{out['train_seconds']:.0f} s; sha256 {out['sha256']}. To ship it: put both files in "
+          f"hdfm_bench/evaluation/metrics/weights/ and pin this sha256 in EXTRACTORS.")
+    return 0
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from hdfm_bench.core.io import write_text
     from hdfm_bench.evaluation import tables
@@ -257,7 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     results = args.results or ("results/suite" if args.backend == "torch" else f"results/suite-{args.backend}")
     summary = run_suite(quick=args.quick, results=results, out_dir=args.out_dir, methods=args.method,
-                        backend=args.backend)
+                        backend=args.backend, compile=args.compile, termination=TERMINATION)
     for name, m in summary["methods"].items():
         print(f"{name:<20} loss {m['final_loss']:.4f}  train {m['train_s']:>6.1f} s  sample+evaluate "
               f"{m['sample_s']:>5.1f} s  NFE {m['protocol']['nfe']:>4}  -> {m['grid']}")
@@ -282,7 +298,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"'{args.executor}'" + ("" if by_state["failed"] == [] or args.retry_failed
                                   else "; failed runs need --retry-failed"))
     if args.executor in ("debug", "local"):  # training first, then the shard jobs of what it trained
-        jobs = sw.run_until_done(sweep, args.executor, args.retry_failed, timeout_s=args.timeout)
+        jobs = sw.run_until_done(sweep, args.executor, args.retry_failed, timeout_s=args.timeout,
+                                 parallel=args.parallel)
     else:
         jobs = sw.submit(sweep, args.executor, args.retry_failed)
         if jobs and args.wait:
@@ -449,6 +466,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "(default: %(default)s)")
     p.set_defaults(func=cmd_prepare)
 
+    p = sub.add_parser("train-extractor", help="train a domain classifier (FID extractor of a small task) → .pt",
+                       description="Train the domain classifier of a task with its fixed recipe and write its "
+                                   "weights and a JSON (recipe, test accuracy, SHA-256). The package ships the "
+                                   "trained files and uses them as they are (pinned by SHA-256), so every machine "
+                                   "measures with the same instrument; this command makes such a file for a new "
+                                   "task or a new recipe. Two trainings need not give the same bytes.")
+    p.add_argument("task", nargs="?", default="mnist", help="mnist or digits (default: %(default)s)")
+    p.add_argument("--out", default=None, help="the .pt to write (default: domain-TASK.pt here)")
+    p.set_defaults(func=cmd_train_extractor)
+
     p = sub.add_parser("table", help="paper-style table from the results store (markdown, latex, csv)",
                        description="Mean ± std over seeds per method and metric, best in bold; refuses "
                                    "columns mixing measurement protocols (naming the field); flags budgets "
@@ -490,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="also resubmit runs whose job failed")
     p.add_argument("--eval-only", action="store_true", help="evaluate existing checkpoints, train nothing")
     p.add_argument("--wait", action="store_true", help="slurm: wait for the jobs (local and debug always wait)")
+    p.add_argument("--parallel", type=_positive_int, default=None,
+                   help="local executor: jobs at once (default: the cores // cpus_per_task); the cores are shared "
+                        "among them")
     p.add_argument("--timeout", type=float, default=None, help="seconds to wait at most (default: from the "
                                                                "time limit)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a [base] field (repeatable)")
@@ -547,8 +577,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="runs", help="where runs/checkpoints go (default: %(default)s)")
     p.add_argument("--backend", default=BACKENDS[0], choices=BACKENDS,
                    help="training framework (default: %(default)s; jax = the equinox twins, other run ids)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="train and sample the backbone under torch.compile (the same numbers to float rounding, "
+                        "~1.4x faster on a CPU; default: on when a C compiler is available)")
     p.set_defaults(func=cmd_run)
+    for p in sub.choices.values():
+        p.add_argument("--threads", type=_positive_int, default=None,
+                       help=f"CPU threads for this process (default: ${THREADS_ENV}, else the CPUs Slurm gave the "
+                            "job, else every core this process may use)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return n
 
 
 def _ema(text: str) -> float | None:
@@ -584,6 +631,8 @@ def _add_sampling_args(p: argparse.ArgumentParser, n_default: int) -> None:
     p.add_argument("--save-samples", default=None, metavar="DEST",
                    help="also write the images for other evaluators: DEST.npz (arr_0 uint8 NHWC, as ADM reads), "
                         "DEST.zip or a folder of PNGs (clean-fid, torch-fidelity, EDM)")
+    p.add_argument("--compile", action="store_true",
+                   help="sample with the backbone under torch.compile (fused kernels; needs a C compiler on a CPU)")
 
 
 def _sampling_fields(args: argparse.Namespace) -> dict:
@@ -594,7 +643,8 @@ def _sampling_fields(args: argparse.Namespace) -> dict:
         raise ConfigError(str(err)) from None
     return {"sampler": args.sampler, "steps": args.steps, "cfg_scale": args.cfg_scale,
             "cfg_interval": tuple(args.cfg_interval), "ema": args.ema, "n": args.n,
-            "seed": args.seed or [SamplingSettings().seed], "sampler_params": params, "batch_size": args.batch_size}
+            "seed": args.seed or [SamplingSettings().seed], "sampler_params": params, "batch_size": args.batch_size,
+            "compile": args.compile}
 
 
 def _add_train_parser(sub) -> None:
@@ -624,15 +674,29 @@ def _add_train_parser(sub) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    TERMINATION.requested = False
+    TERMINATION.install()
     try:
+        if args.func not in (cmd_list, cmd_status):  # the light commands never load torch
+            set_threads(args.threads)
         return args.func(args)
     except KeyboardInterrupt:
         print("hdfm-bench: interrupted (checkpoints kept; run the same command again to resume)", file=sys.stderr)
         return 130
+    except Terminated:
+        print("hdfm-bench: terminated (SIGTERM); finished results and checkpoints are kept; run the same command "
+              "again to resume", file=sys.stderr)
+        return EXIT_TERMINATED
+    except Preempted as err:  # SIGTERM during training: the trainer checkpointed the step it finished
+        print(f"hdfm-bench: terminated (SIGTERM) after step {err.step}: checkpoint written; run the same command "
+              "again to resume", file=sys.stderr)
+        return EXIT_TERMINATED
     except (ConfigError, ValueError, FileNotFoundError, PermissionError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"hdfm-bench: error: {first}", file=sys.stderr)
         return 2
+    finally:
+        TERMINATION.uninstall()
 
 
 if __name__ == "__main__":

@@ -160,7 +160,8 @@ class Backbone(nn.Module):
         if y.shape != (batch,) or y.is_floating_point():
             raise BackboneError(f"{name}: y must be an integer tensor of shape ({batch},), got {y.dtype} "
                                 f"{tuple(y.shape)}")
-        if bool(((y < 0) | (y > self.num_classes)).any()):
+        # (a data-dependent check: left out of a compiled graph, where it would force a device sync)
+        if not torch.compiler.is_compiling() and bool(((y < 0) | (y > self.num_classes)).any()):
             raise BackboneError(f"{name}: y out of range [0, {self.num_classes}] "
                                 f"(min {int(y.min())}, max {int(y.max())}; {self.num_classes} is the null class)")
         return t, y.long()

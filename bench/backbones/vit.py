@@ -45,9 +45,23 @@ def rope_2d_tables(rows: torch.Tensor, cols: torch.Tensor, head_dim: int,
     return ang.cos(), ang.sin()
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    a, b = x.chunk(2, dim=-1)
-    return torch.cat([-b, a], dim=-1)
+def rope_pairs(head_dim: int, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(partner index, signed sin) such that rope(x) = x · cos + x[..., partner] · signed_sin.
+
+    Rotate-half inside each half of the channels pairs channel i with i ± head_dim/4; the sign of the
+    rotation moves from the partner onto sin (exact: −a · b = a · −b), so one gather and two products
+    replace the slices, negations and concatenations of the textbook form, with the same numbers."""
+    d, q = head_dim // 2, head_dim // 4
+    quarter = torch.arange(q, device=sin.device)
+    partner = torch.cat([quarter + q, quarter, quarter + d + q, quarter + d])
+    sign = torch.ones(head_dim, device=sin.device, dtype=sin.dtype)
+    sign[:q], sign[d:d + q] = -1, -1
+    return partner, sin * sign
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, partner: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """2-D RoPE with the tables of :func:`rope_2d_tables` and :func:`rope_pairs` (tables cast to x's dtype)."""
+    return x * cos.to(x.dtype) + x.index_select(-1, partner) * signed_sin.to(x.dtype)
 
 
 def apply_rope_2d(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -55,11 +69,7 @@ def apply_rope_2d(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torc
 
     <rope(q, p), rope(k, p')> depends only on p - p' (per axis): scores are shift invariant.
     """
-    d = x.shape[-1] // 2
-    xr, xc = x[..., :d], x[..., d:]  # row half, column half
-    cr, cc = cos[:, :d].to(x.dtype), cos[:, d:].to(x.dtype)
-    sr, sc = sin[:, :d].to(x.dtype), sin[:, d:].to(x.dtype)
-    return torch.cat([xr * cr + _rotate_half(xr) * sr, xc * cc + _rotate_half(xc) * sc], dim=-1)
+    return rotate(x, cos, *rope_pairs(x.shape[-1], sin))
 
 
 # --------------------------------------------------------------------------------------- blocks
@@ -73,10 +83,10 @@ class Attention(nn.Module):
         self.q_norm, self.k_norm = RMSNorm(width // heads), RMSNorm(width // heads)
         self.proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, ...]) -> torch.Tensor:
         b, n, w = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope_2d(self.q_norm(q), *rope), apply_rope_2d(self.k_norm(k), *rope)
+        q, k = rotate(self.q_norm(q), *rope), rotate(self.k_norm(k), *rope)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.proj(out.transpose(1, 2).reshape(b, n, w))
 
@@ -105,7 +115,7 @@ class Block(nn.Module):
         self.mlp = SwiGLU(width, hidden, dropout)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, rope: tuple[torch.Tensor, ...]) -> torch.Tensor:
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(c).chunk(6, dim=-1)
         x = x + g1.unsqueeze(1) * self.attn(modulate(self.norm1(x), sh1, sc1), rope)
         return x + g2.unsqueeze(1) * self.mlp(modulate(self.norm2(x), sh2, sc2))
@@ -166,12 +176,14 @@ class ViT(Backbone):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def _rope(self, prefix: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rope(self, prefix: int) -> tuple[torch.Tensor, ...]:
+        """(cos, partner, signed sin) for the image tokens after ``prefix`` unrotated in-context tokens."""
         cos, sin = rope_2d_tables(self._rows, self._cols, self.config["width"] // self.config["heads"])
         if prefix:  # in-context tokens: identity rotation
             cos = torch.cat([cos.new_ones(prefix, cos.shape[1]), cos])
             sin = torch.cat([sin.new_zeros(prefix, sin.shape[1]), sin])
-        return cos, sin
+        partner, signed_sin = rope_pairs(cos.shape[1], sin)
+        return cos, partner, signed_sin
 
     def patchify(self, z: torch.Tensor) -> torch.Tensor:
         b, c, _, _ = z.shape

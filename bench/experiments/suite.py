@@ -9,15 +9,18 @@ per method, the protocol-stamped rows (results.jsonl), the table (md/tex/csv) an
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import time
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.io import write_text, write_with
+from hdfm_bench.core.signals import Termination
 from hdfm_bench.evaluation import plots, tables
 from hdfm_bench.evaluation.evaluate import evaluate_run
 from hdfm_bench.evaluation.protocol import TABLE_METRICS, EvalSettings
@@ -25,6 +28,7 @@ from hdfm_bench.evaluation.store import FILE_NAME, ResultStore
 from hdfm_bench.methods import recipe
 from hdfm_bench.sampling.output import write_samples
 from hdfm_bench.training import train
+from hdfm_bench.training.build import c_compiler
 
 #: the suite's four methods, each with its own recipe (target, loss, sampler and budget:
 #: ``methods.recipe``); IHDM with its MNIST configuration (K = 100, σ_B,max = 20 px)
@@ -50,48 +54,55 @@ CFG_SCALE = 3.0
 
 
 def configs(quick: bool = False, out_dir: str = "runs", methods: list[str] | None = None,
-            backend: str = "torch") -> dict[str, RunConfig]:
+            backend: str = "torch", compile: bool = False) -> dict[str, RunConfig]:
     chosen = methods or list(METHODS)
     for m in chosen:
         if m not in METHODS:
             raise ValueError(f"unknown suite method '{m}'; known: {', '.join(METHODS)}")
     extra = QUICK if quick else FULL
-    return {m: RunConfig.from_mapping({**BUDGET, **extra, **METHODS[m], "out_dir": out_dir, "backend": backend},
-                                      source="suite")
+    return {m: RunConfig.from_mapping({**BUDGET, **extra, **METHODS[m], "out_dir": out_dir, "backend": backend,
+                                       "compile": compile}, source="suite")
             for m in chosen}
 
 
 def run_suite(quick: bool = False, results: str | Path = "results/suite", out_dir: str = "runs",
               methods: list[str] | None = None, n_samples: int = 100, n_eval: int | None = None,
-              backend: str = "torch") -> dict:
+              backend: str = "torch", compile: bool | None = None, termination: Termination | None = None) -> dict:
     """Train (or resume), sample and evaluate every method; write grids, the table and the plots.
 
-    ``backend="jax"`` trains and samples the same configs with the JAX backend (other run ids)."""
-    cfgs = configs(quick, out_dir, methods, backend)
+    ``backend="jax"`` trains and samples the same configs with the JAX backend (other run ids).
+    ``compile``: train and sample the backbone under torch.compile (the same function, fused
+    kernels, ~1.4× faster training and sampling on a CPU); None = when a C compiler is available.
+    ``termination``: SIGTERM stops training at a step boundary with a checkpoint (core.signals)."""
+    if compile is None:
+        compile = backend == "torch" and c_compiler() is not None
+    cfgs = configs(quick, out_dir, methods, backend, compile)
+    scope = termination.training if termination is not None else contextlib.nullcontext
+    should_stop = termination.should_stop if termination is not None else None
     n_eval = n_eval or (100 if quick else 500)  # --quick: a first look in under 3 minutes
     results = Path(results) / ("quick" if quick else "")
     total = sum(c.steps for c in cfgs.values())
-    summary = {"quick": quick, "budget": {**BUDGET, **(QUICK if quick else FULL)}, "methods": {}}
+    summary = {"quick": quick, "budget": {**BUDGET, **(QUICK if quick else FULL)}, "methods": {},
+               "compiled": compile, "threads": torch.get_num_threads()}
     t_start = time.perf_counter()
     done_steps, eval_rows, histories = 0, [], {}
     with tqdm(total=total, desc="suite: training", unit="step", dynamic_ncols=True) as bar:
         for name, cfg in cfgs.items():
             bar.set_description(f"suite: training {name}")
             t0 = time.perf_counter()
-            res = train(cfg, progress=False, on_step=lambda s, loss: (bar.update(1),
-                                                                      bar.set_postfix(loss=f"{loss:.4f}")))
+            with scope():
+                res = train(cfg, progress=False, should_stop=should_stop,
+                            on_step=lambda s, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}")))
             done_steps += cfg.steps
             bar.update(done_steps - bar.n)  # steps a resumed run did not redo
             # The run's own recorded training time (also right when this call only resumed/skipped it).
             t_train = res.record["budget"].get("wall_time_s") or (time.perf_counter() - t0)
             t1 = time.perf_counter()
             settings = EvalSettings(cfg_scale=CFG_SCALE, ema=max(cfg.ema_decays), n=max(n_eval, n_samples), seed=0,
-                                    reference_split="test")
-            rows, out = evaluate_run(res.run_dir, settings, method=name)
+                                    reference_split="test", compile=compile)
+            rows, out = evaluate_run(res.run_dir, settings, method=name, keep=n_samples)
             eval_rows += rows
-            files = write_samples({**out, "samples": out["samples"][:n_samples],
-                                   "labels": None if out["labels"] is None else out["labels"][:n_samples]},
-                                  results / name)
+            files = write_samples(out, results / name)
             t_sample = time.perf_counter() - t1
             histories[name] = res.record.get("history") or []
             summary["methods"][name] = {"run_dir": str(res.run_dir), "grid": str(files["grid"]),
@@ -100,7 +111,7 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
                                         "parameters": res.record["budget"]["parameters"],
                                         "train_s": round(t_train, 1), "sample_s": round(t_sample, 1),
                                         "protocol": out["protocol"]}
-            tqdm.write(f"[suite] {name}: trained in {t_train:.0f} s; sampled {len(out['samples'])} "
+            tqdm.write(f"[suite] {name}: trained in {t_train:.0f} s; sampled {settings.n} "
                        f"({out['protocol']['nfe']} NFE) and evaluated in {t_sample:.0f} s -> {files['grid']}")
     store = ResultStore(results / FILE_NAME)
     store.append(eval_rows)

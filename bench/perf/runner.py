@@ -9,10 +9,10 @@ from .harness import update_section
 #: the sections: section NAME is measured by ``NAME_benchmark`` in the module ``hdfm_bench.perf.NAME``,
 #: imported only when it runs (the CLI lists the sections without importing torch)
 BENCHMARKS = ("spectral", "metrics", "inception", "memory", "toy", "overhead", "host", "streaming", "sampler", "suite",
-              "gpu")
+              "gpu", "sweep")
 # repetitions per benchmark when --repeats is not given (the suite runs for ~14 min: once)
 DEFAULT_REPEATS = {"spectral": 30, "metrics": 3, "inception": 3, "memory": 1, "toy": 1, "overhead": 30, "host": 1,
-                   "streaming": 1, "sampler": 10, "suite": 1, "gpu": 10}
+                   "streaming": 1, "sampler": 10, "suite": 1, "gpu": 10, "sweep": 1}
 
 
 def run(only: list[str] | None = None, out: str | Path = "results/perf.md", repeats: int | None = None) -> Path:

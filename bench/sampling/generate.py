@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from hdfm_bench.methods import Objective, get_path, get_sampler, recipe
 from hdfm_bench.tasks import get_task
 from hdfm_bench.training import load_run
-from hdfm_bench.training.build import resolve_device
+from hdfm_bench.training.build import compile_module, resolve_device
 
 from .guidance import Guided
 from .seeds import BLOCK, ImageGenerators, blocks, class_labels, seed_range
@@ -62,6 +62,8 @@ class Generator:
         cfg = self.config
         self.device = resolve_device("auto") if cfg.backend == "torch" else torch.device("cpu")
         self.model.to(self.device)
+        if settings.compile and cfg.backend == "torch":
+            self.model = compile_module(self.model, self.device)
         self.block = BLOCK[self.device.type]
         self.checkpoint_step = int(state["step"])
         self.task = get_task(cfg.task, **cfg.task_params)

@@ -15,8 +15,8 @@ from hdfm_bench.methods import ConfigError
 #: JiT's guidance interval: guide only where 0.1 < t < 1 (docs/methods.md §2.8)
 DEFAULT_CFG_INTERVAL = (0.1, 1.0)
 DEFAULT_BATCH_SIZE = 256
-#: fields that change how the work is split, never which images come out
-NOT_IDENTITY = ("batch_size",)
+#: fields that change how the work is split or run, never which images come out (beyond float rounding)
+NOT_IDENTITY = ("batch_size", "compile")
 #: images per sampling seed: seed s owns the image seeds [s · 2²⁴, (s + 1) · 2²⁴). torch's CPU generator
 #: keeps 32 bits of a seed, so image seeds stay below 2³² (256 seeds of 16.7 M images each); seed 0's
 #: image i is generator seed i, as in EDM's per-image seeds (``seeds.image_seed``)
@@ -40,6 +40,8 @@ class SamplingSettings:
     #: blocks (``seeds.BLOCK``), so the images do not depend on it and it is not part of the protocol's
     #: identity. None: DEFAULT_BATCH_SIZE
     batch_size: int | None = None
+    #: sample with the backbone under torch.compile (fused kernels; the same function)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)

@@ -1,10 +1,7 @@
 """What one sweep job runs: train (or resume) one run, then evaluate its missing settings."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import os
 import signal
 from pathlib import Path
 
@@ -14,6 +11,7 @@ from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.hashing import KEY_DIGITS, arrays_sha256
 from hdfm_bench.core.io import locked
 from hdfm_bench.core.rundir import read_record
+from hdfm_bench.core.threads import set_threads
 from hdfm_bench.evaluation.evaluate import Evaluation, evaluate_run, evaluate_shard, load_shards, missing_shards
 from hdfm_bench.evaluation.protocol import EvalSettings
 from hdfm_bench.evaluation.store import ResultStore
@@ -34,7 +32,7 @@ class PreemptionFlag:
     def __init__(self) -> None:
         self.signum, self.frame, self.previous, self.sig = None, None, None, None
 
-    def install(self) -> "PreemptionFlag":
+    def install(self) -> PreemptionFlag:
         if not adapter.in_main_thread():
             return self
         self.sig = adapter.preemption_signal()
@@ -82,7 +80,7 @@ class SweepJob:
     shards_dir: str = ""
 
     def __call__(self) -> dict:
-        torch.set_num_threads(max(1, self.threads))
+        set_threads(max(1, self.threads))
         if self.shard is not None:
             return self._shard()
         env = adapter.job_environment()
@@ -101,7 +99,7 @@ class SweepJob:
                     summary["weights"] = weights_digest(result.model)
                 except Preempted:
                     if rank != 0:
-                        raise SystemExit(-1)  # the leader requeues the whole job
+                        raise SystemExit(-1) from None  # the leader requeues the whole job
                     flag.forward()
                     raise
         finally:

@@ -34,8 +34,9 @@ import dataclasses
 import itertools
 import json
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -130,7 +131,7 @@ class Sweep:
     @classmethod
     def load(cls, spec: str | Path, overrides: Iterable[str] = (), resources: Iterable[str] = (),
              eval_only: bool | None = None, check: bool = True, data: dict | None = None,
-             check_data: bool = True, eval_overrides: Iterable[str] = ()) -> "Sweep":
+             check_data: bool = True, eval_overrides: Iterable[str] = ()) -> Sweep:
         """Parse, expand and validate a spec. ``overrides``: ``key=value`` on [base];
         ``resources``: ``key=value`` on [slurm]; ``eval_overrides``: ``key=value`` on [eval];
         ``data``: the parsed spec, when a caller edited
@@ -201,7 +202,8 @@ class Sweep:
                 if world > 1 and not self.eval_only:
                     check_divisible(cfg.batch_size, world)
                     if cfg.backend != "torch":
-                        raise SweepError(f"backend {cfg.backend}: data-parallel ({world} processes) training is torch-only")
+                        raise SweepError(f"backend {cfg.backend}: data-parallel ({world} processes) training is "
+                                         "torch-only")
                 task = get_task(cfg.task, check_data=check_data, **cfg.task_params)
                 path = get_path(cfg.path, **cfg.path_params)
                 target = Objective(path, cfg.target or None, cfg.loss or None, cfg.norm or None).target

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from hdfm_bench.core.rundir import read_record
-from hdfm_bench.evaluation.evaluate import shard_file
 from hdfm_bench.evaluation.store import ResultStore
 
 from .spec import Sweep

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.io import append_line
 from hdfm_bench.core.rundir import read_record
+from hdfm_bench.core.threads import available_cores, share
 from hdfm_bench.evaluation.evaluate import shard_file
 from hdfm_bench.tasks import TaskError, get_task
 
@@ -82,31 +83,55 @@ def shard_job_id(run_id: str, key: str, shard: int) -> str:
     return f"{run_id}#{key}#{shard}"
 
 
-def submit(sweep: Sweep, executor: str, retry_failed: bool = False) -> list:
+def submit(sweep: Sweep, executor: str, retry_failed: bool = False, *, limit: int | None = None,
+           threads: int | None = None, attempts: dict[str, int] | None = None, max_attempts: int = 0) -> list:
     """Submit what the sweep needs now, as job arrays; record the jobs only once sbatch accepted them.
 
     First array: runs to train (and their unsharded evaluations). Second array: one job per missing
     shard of each sharded evaluation of a trained run — on Slurm also for the runs the first array
-    trains, then held until it ends (``afterok``); elsewhere they follow on the next call."""
+    trains, then held until it ends (``afterok``); elsewhere they follow on the next call.
+    ``limit`` caps the jobs of this call (the local executor's free slots); ``threads`` is each job's
+    CPU threads (default: ``cpus_per_task``); ``attempts`` counts submissions per run / shard and,
+    with ``max_attempts``, stops one that keeps ending unfinished from being submitted again."""
+    attempts = {} if attempts is None else attempts
+    fresh = lambda key: not max_attempts or attempts.get(key, 0) < max_attempts
     todo, _ = plan(sweep, retry_failed)
     shard_tasks = shard_plan(sweep, retry_failed)
-    todo = [r for r in todo if not _trained(sweep, r) or _unsharded_missing(sweep, r)]
-    threads = int(sweep.resources.get("cpus_per_task", 1))
+    todo = [r for r in todo if (not _trained(sweep, r) or _unsharded_missing(sweep, r)) and fresh(r.run_id)]
+    todo = todo[:limit] if limit is not None else todo
+    threads = threads or int(sweep.resources.get("cpus_per_task", 1))
     jobs = []
     if todo:
         jobs_in = [_job(sweep, r, threads, train=not sweep.eval_only) for r in todo]
         jobs = _submit(sweep, executor, jobs_in, [(r.run_id, r.label) for r in todo])
     training = {r.run_id for r in todo}
     ready = [t for t in shard_tasks if _trained(sweep, t[0]) or (executor == "slurm" and t[0].run_id in training)]
-    if ready:
+    keys = [(shard_job_id(run.run_id, run.evals[i].key(run.run_id, run.final_step(sweep.eval_only)), k),
+             f"{run.label} shard {k}") for run, i, k in ready]
+    chosen = [(t, key) for t, key in zip(ready, keys) if fresh(key[0])]
+    chosen = chosen[:max(0, limit - len(todo))] if limit is not None else chosen
+    if chosen:
         after = jobs[0].job_id.split("_")[0] if jobs and executor == "slurm" else None
-        eval_threads = int(sweep.eval_resources.get("cpus_per_task", 1))
+        eval_threads = threads if limit is not None else int(sweep.eval_resources.get("cpus_per_task", 1))
         jobs_in = [dataclasses.replace(_job(sweep, run, eval_threads, train=False),
-                                       shard=[i, k], shards_dir=str(sweep.shards_dir)) for run, i, k in ready]
-        keys = [(shard_job_id(run.run_id, run.evals[i].key(run.run_id, run.final_step(sweep.eval_only)), k),
-                 f"{run.label} shard {k}") for run, i, k in ready]
-        jobs += _submit(sweep, executor, jobs_in, keys, after=after, resources=sweep.eval_resources)
+                                       shard=[i, k], shards_dir=str(sweep.shards_dir)) for (run, i, k), _ in chosen]
+        jobs += _submit(sweep, executor, jobs_in, [key for _, key in chosen], after=after,
+                        resources=sweep.eval_resources)
+    for key in [r.run_id for r in todo] + [key[0] for _, key in chosen]:
+        attempts[key] = attempts.get(key, 0) + 1
     return jobs
+
+
+def local_slots(sweep: Sweep, parallel: int | None = None) -> tuple[int, int]:
+    """(jobs the local executor runs at once, CPU threads of each process): by default as many jobs as
+    the cores hold at ``cpus_per_task`` cores per process; the cores are divided among them."""
+    per_job = max(1, int(sweep.resources.get("ntasks_per_node", 1) or 1))
+    cores = available_cores()
+    if parallel is None:
+        parallel = max(1, cores // (max(1, int(sweep.resources.get("cpus_per_task", 1))) * per_job))
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise SweepError(f"parallel must be a positive integer, got {parallel!r}")
+    return parallel, share(cores, parallel * per_job)
 
 
 def _unsharded_missing(sweep: Sweep, run: SweepRun) -> bool:
@@ -139,21 +164,43 @@ def _submit(sweep: Sweep, executor: str, jobs_in: list, records: list[tuple[str,
 
 
 def run_until_done(sweep: Sweep, executor: str, retry_failed: bool = False, timeout_s: float | None = None,
-                   rounds: int = 3) -> list:
-    """Submit and wait (local) or run (debug) until nothing is left that can run now: training first,
-    then the shard jobs of the runs it trained. Returns every job submitted."""
-    done: list = []
-    for _ in range(rounds):
-        jobs = submit(sweep, executor, retry_failed)
-        if not jobs:
-            break
-        if executor == "debug":
+                   rounds: int = 3, parallel: int | None = None, progress: bool = True) -> list:
+    """Run what can run now, here, until nothing is left: training first, then the shard jobs of the
+    runs it trained. Debug: in this process, one after another. Local: at most ``parallel`` jobs at
+    once (default :func:`local_slots`), a new one started as soon as one ends, each with its share of
+    the cores. A run or shard is submitted at most ``rounds`` times. Returns every job submitted."""
+    if executor == "debug":
+        done: list = []
+        for _ in range(rounds):
+            jobs = submit(sweep, executor, retry_failed)
+            if not jobs:
+                break
             run_debug(jobs)
-        else:
-            wait(jobs, timeout_s or 60.0 * sweep.resources["time"] * max(1, len(jobs)) + 60)
-        done += jobs
-        retry_failed = False  # a job that failed in this call is reported, not retried in a loop
-    return done
+            done += jobs
+            retry_failed = False  # a job that failed in this call is reported, not retried in a loop
+        return done
+    slots, threads = local_slots(sweep, parallel)
+    deadline = time.monotonic() + (timeout_s or 60.0 * sweep.resources["time"] * max(1, len(sweep.runs)) + 60)
+    submitted: list = []
+    running: list = []
+    attempts: dict[str, int] = {}
+    with tqdm(total=0, desc=f"sweep: jobs done ({slots} at a time)", unit="job", disable=not progress) as bar:
+        while True:
+            running = [j for j in running if not j.done()]
+            if len(running) < slots:
+                new = submit(sweep, executor, retry_failed, limit=slots - len(running), threads=threads,
+                             attempts=attempts, max_attempts=rounds)
+                retry_failed = False
+                running += new
+                submitted += new
+                bar.total = len(submitted)
+            bar.update(len(submitted) - len(running) - bar.n)
+            if not running:
+                return submitted
+            if time.monotonic() > deadline:
+                raise SweepError(f"{len(running)} job(s) still unfinished after {timeout_s or 0:.0f} s "
+                                 f"(they keep running; check 'hdfm-bench status')")
+            time.sleep(1.0)
 
 
 def wait(jobs: list, timeout_s: float, progress: bool = True) -> None:
@@ -204,7 +251,8 @@ def dry_run(sweep: Sweep, executor: str) -> str:
         who = "every run" if len(groups) == 1 else ", ".join(dict.fromkeys(labels))
         text += ["", f"evaluation settings ({who}):"]
         text += [f"  {e.sampler} steps={e.steps or 'default'} cfg={e.cfg_scale:g} ema={e.ema} seed={e.seed} n={e.n}"
-                 f" extractor={e.extractor or 'task default'} reference={e.reference or e.reference_split or 'task default'}"
+                 f" extractor={e.extractor or 'task default'}"
+                 f" reference={e.reference or e.reference_split or 'task default'}"
                  + (f" shards={e.shards} (images {e.n // e.shards} each)" if e.shards > 1 else "")
                  for e in evals]
     absent = sorted({f"{r.config.task} {r.config.task_params}" for r in sweep.runs
@@ -237,4 +285,5 @@ def dry_run(sweep: Sweep, executor: str) -> str:
     return "\n".join(text)
 
 
-__all__ = ["make_executor", "plan", "shard_plan", "submit", "run_until_done", "wait", "run_debug", "dry_run"]
+__all__ = ["make_executor", "plan", "shard_plan", "submit", "local_slots", "run_until_done", "wait", "run_debug",
+           "dry_run"]

@@ -14,8 +14,9 @@ import io
 import pickle
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 #: the executors a sweep can use (never AutoExecutor: it picks Slurm whenever srun exists)
 EXECUTORS = ("local", "slurm", "debug")
@@ -185,4 +186,5 @@ def sacct_states(job_ids: list[str], folder: str) -> dict[str, str]:
 
 __all__ = ["EXECUTORS", "INTEGER_RESOURCES", "AdapterError", "valid_slurm_parameters", "missing_slurm_commands",
            "make_executor", "submit_all", "sbatch_header", "job_environment", "preemption_signal",
-           "in_main_thread", "init_distributed", "processes", "job_resources", "requeue", "job_files", "read_result", "sacct_states"]
+           "in_main_thread", "init_distributed", "processes", "job_resources", "requeue", "job_files", "read_result",
+           "sacct_states"]

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -22,6 +24,23 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no GPU is available")
     return torch.device(name)
+
+
+def c_compiler() -> str | None:
+    """The C compiler torch.compile's inductor backend would use on a CPU ($CC, else cc / gcc / clang)."""
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def compile_module(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``torch.compile(model)`` (inductor): the same function, fused kernels. On a CPU it needs a C
+    compiler; without one this is a one-line error, not an inductor traceback at the first call."""
+    if device.type == "cpu" and c_compiler() is None:
+        raise ValueError("compile needs a C compiler for torch.compile on a CPU ($CC, cc, gcc or clang on PATH); "
+                         "install one or turn compile off")
+    return torch.compile(model)
 
 
 def num_classes(cfg: RunConfig, task: Task) -> int:
@@ -63,4 +82,4 @@ def load_run(run_dir: str | Path, ema: float | None = None) -> tuple[RunConfig, 
     return cfg, model.eval(), state
 
 
-__all__ = ["resolve_device", "num_classes", "build_model", "build", "load_run"]
+__all__ = ["resolve_device", "c_compiler", "compile_module", "num_classes", "build_model", "build", "load_run"]

@@ -15,6 +15,7 @@ import torch
 
 from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.rundir import RECORD_FILE, read_record, update_record
+from hdfm_bench.core.signals import Preempted
 
 from . import checkpoint as ckpt
 
@@ -25,14 +26,6 @@ class TrainingFailed(RuntimeError):
 
 class Interrupted(RuntimeError):
     """Raised by ``stop_at`` to simulate a kill/preemption (tests)."""
-
-
-class Preempted(RuntimeError):
-    """``should_stop`` asked to stop: a checkpoint of the last finished step was written first."""
-
-    def __init__(self, step: int):
-        super().__init__(f"stopped after step {step}; checkpoint written")
-        self.step = step
 
 
 @dataclasses.dataclass

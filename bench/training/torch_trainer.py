@@ -37,7 +37,7 @@ from hdfm_bench.methods import validation
 from hdfm_bench.tasks import one_line
 
 from . import checkpoint as ckpt
-from .build import build, resolve_device
+from .build import build, compile_module, resolve_device
 from .data import StepBatches, batch_loader
 from .distributed import RankFailure, check_divisible, mean_over_ranks, rank_and_world, timeout_s
 from .rules import (
@@ -138,7 +138,7 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
-        net = torch.compile(net)
+        net = compile_module(net, device)
 
     def save_checkpoint(step: int) -> None:
         if not leader:

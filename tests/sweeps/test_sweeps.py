@@ -6,12 +6,12 @@ import os
 import signal
 import time
 from pathlib import Path
+
 import pytest
-import torch
-from hdfm_bench.sweeps import api as sw
+
 from hdfm_bench.cli import main
 from hdfm_bench.evaluation.store import ResultStore
-
+from hdfm_bench.sweeps import api as sw
 
 TINY = 'backbone_params = { size = "tiny", patch = 2, width = 32, depth = 2, heads = 2, bottleneck = 16 }'
 
