@@ -97,8 +97,8 @@ class Evaluation:
                 keep: int = 0) -> Part:
         """Generate images [start, stop) batch by batch and measure them; the first ``keep`` images of the
         evaluation (samples in [-1, 1], labels) are kept in ``self.kept`` (e.g. for a grid)."""
-        keep = self.settings.metrics != ("fid",)
-        feats, spectrum = Features(keep=keep), Spectrum()
+        # KID and precision/recall need the features themselves; FID alone only their running moments
+        feats, spectrum = Features(keep=self.settings.metrics != ("fid",)), Spectrum()
         correct = counted = 0
         traj: dict[int, list] = {}
         z0s: list[torch.Tensor] = []
