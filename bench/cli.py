@@ -577,9 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="runs", help="where runs/checkpoints go (default: %(default)s)")
     p.add_argument("--backend", default=BACKENDS[0], choices=BACKENDS,
                    help="training framework (default: %(default)s; jax = the equinox twins, other run ids)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="train and sample the backbone under torch.compile (the same numbers to float rounding; "
-                        "needs a C compiler on a CPU; default: off, no measurable gain at the suite's size)")
+                        "default: on when a C compiler is available)")
     p.set_defaults(func=cmd_run)
     for p in sub.choices.values():
         p.add_argument("--threads", type=_positive_int, default=None,
