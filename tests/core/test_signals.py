@@ -108,7 +108,7 @@ def test_sigterm_during_train_checkpoints_the_step_and_the_same_command_resumes_
         rc, err = terminate_when(proc, after(started(tmp_path, invocation), 2.0), f"invocation {invocation}")
         steps.append(stopped_step(rc, err))
         (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-        state = torch.load(checkpoint_path(run_dir), map_location="cpu", weights_only=False)
+        state = torch.load(checkpoint_path(run_dir), map_location="cpu", weights_only=True)
         assert state["step"] == steps[-1]  # the step it finished is on disk, between periodic checkpoints
         assert 0 < steps[-1] < 50000
         rec = read_record(run_dir)
