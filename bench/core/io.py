@@ -7,6 +7,7 @@ in the project (checkpoints, run records, stores, tables, figures, caches) goes 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import tempfile
@@ -35,16 +36,35 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+class DiskFull(OSError):
+    """No space left on the device while writing a named file (the old file, if any, is intact)."""
+
+
+@contextlib.contextmanager
+def disk_full_names(dest: str | os.PathLike) -> Iterator[None]:
+    """Turn "no space left on device" (or a quota) inside the block into DiskFull naming ``dest``."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(err.errno, f"disk full: no space left to write {dest} (nothing was replaced)") from None
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; when the block succeeds, fsync it and rename it
     onto ``dest`` (then fsync the folder). On any error the temporary is removed."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=dest.suffix or ".tmp", dir=dest.parent)
+    with disk_full_names(dest):
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=dest.suffix or ".tmp", dir=dest.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
+        with disk_full_names(dest):
+            yield Path(tmp)
         # mkstemp makes 0600 files: give the result the mode a plain open() would (or the old one).
         umask = os.umask(0)
         os.umask(umask)
@@ -127,8 +147,10 @@ def append_line(dest: str | os.PathLike, line: str, fsync: bool = False) -> None
                     view = view[n:]
                 if fsync:
                     os.fsync(fd)
-            except BaseException:
+            except BaseException as err:
                 os.ftruncate(fd, size)  # all or nothing
+                if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise DiskFull(err.errno, f"disk full: no space left to append to {dest}") from None
                 raise
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -139,4 +161,4 @@ def append_line(dest: str | os.PathLike, line: str, fsync: bool = False) -> None
 
 
 __all__ = ["atomic_path", "write_text", "write_bytes", "write_with", "append_line", "fsync_dir",
-           "stale_temporaries", "locked"]
+           "stale_temporaries", "locked", "DiskFull", "disk_full_names"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import torch
 
 from hdfm_bench.backbones import build_backbone
 from hdfm_bench.core.config import RunConfig
-from hdfm_bench.core.rundir import checkpoint_path
+from hdfm_bench.core.hashing import RUN_ID_DIGITS
+from hdfm_bench.core.rundir import checkpoint_path, read_record
 from hdfm_bench.methods import Objective, get_path
 from hdfm_bench.tasks import Task, get_task
 
@@ -63,11 +65,28 @@ def build(cfg: RunConfig, *, check_data: bool = True):
     return task, path, objective, build_model(cfg, task)
 
 
+def check_owner(path: Path, run_id: str, config_run_id: str) -> None:
+    """A checkpoint read for sampling or evaluation must belong to its folder's run, as ``train`` demands:
+    the run id it records, the id of the config it carries, the folder's run.json and — for a folder
+    named like a run id — the folder's name must all agree (CheckpointError naming both otherwise)."""
+    folder = path.parent
+    if run_id != config_run_id:
+        raise ckpt.CheckpointError(f"{path} records run {run_id} but carries the config of run {config_run_id}")
+    owner = read_record(folder).get("run_id")
+    if owner and owner != run_id:
+        raise ckpt.CheckpointError(f"{path} belongs to run {run_id}, not to this folder's run {owner}")
+    if not owner and folder.name != run_id and re.fullmatch(rf"[^-]+-[^-]+-[^-]+-[0-9a-f]{{{RUN_ID_DIGITS}}}",
+                                                            folder.name):
+        raise ckpt.CheckpointError(f"{path} belongs to run {run_id}, not to the run its folder is named after")
+
+
 def load_run(run_dir: str | Path, ema: float | None = None) -> tuple[RunConfig, torch.nn.Module, dict]:
     """The config, the model (raw weights or the EMA of decay ``ema``) and the checkpoint of a run."""
     run_dir = Path(run_dir)
-    state = ckpt.load(checkpoint_path(run_dir))
+    path = checkpoint_path(run_dir)
+    state = ckpt.load(path)
     cfg = RunConfig.from_mapping(json.loads(state["config"]), source=str(run_dir))
+    check_owner(path, state["run_id"], cfg.run_id())
     task = get_task(cfg.task, **cfg.task_params)
     model = build_backbone(cfg.backbone, shape=tuple(task.shape), num_classes=num_classes(cfg, task),
                            **cfg.backbone_params)
@@ -82,4 +101,5 @@ def load_run(run_dir: str | Path, ema: float | None = None) -> tuple[RunConfig, 
     return cfg, model.eval(), state
 
 
-__all__ = ["resolve_device", "c_compiler", "compile_module", "num_classes", "build_model", "build", "load_run"]
+__all__ = ["resolve_device", "c_compiler", "compile_module", "num_classes", "build_model", "build", "load_run",
+           "check_owner"]

@@ -31,10 +31,12 @@ from .rules import (
     TrainResult,
     batch_indices,
     budget,
+    check_not_older,
     checkpoint_payload,
     ema_decay,
     load_own_checkpoint,
     non_finite_failure,
+    owned_run,
     record,
     record_done,
     record_start,
@@ -45,6 +47,19 @@ def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = No
               on_step: Callable[[int, float], None] | None = None,
               should_stop: Callable[[], bool] | None = None):
     """Train (or resume) ``cfg`` with the JAX backend; same contract and outputs as ``bench.train.train``."""
+    if rank_and_world()[1] > 1:
+        raise ValueError("backend jax: data-parallel (multi-process) training is torch-only")
+    task, path, objective, torch_model = build(cfg)
+    model = twin(torch_model)
+    run_dir = cfg.run_dir()
+    with owned_run(run_dir, cfg):
+        return _train_owned(cfg, task, path, objective, torch_model, model, run_dir, progress=progress,
+                            stop_at=stop_at, on_step=on_step, should_stop=should_stop)
+
+
+def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, progress, stop_at, on_step,
+                 should_stop):
+    """The JAX loop inside the run's lock (rules.owned_run)."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -54,12 +69,6 @@ def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = No
 
     from .jax_vmapped import make_optimizer
 
-    if rank_and_world()[1] > 1:
-        raise ValueError("backend jax: data-parallel (multi-process) training is torch-only")
-    task, path, objective, torch_model = build(cfg)
-    model = twin(torch_model)
-    run_dir = cfg.run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
     x_train, y_train = task.load("train")
     y_np = y_train.numpy() if y_train is not None else None
     null = task.num_classes if cfg.conditional and task.num_classes else None
@@ -89,6 +98,7 @@ def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = No
 
     def save_checkpoint(step: int) -> None:
         leaves = jax.tree_util.tree_leaves(opt_state)
+        check_not_older(ck, step)
         ckpt.save(ck, checkpoint_payload(cfg, step, model=state_dict(model),
                                          ema={d: state_dict(e) for d, e in emas.items()}, ema_updates=ema_updates,
                                          optimizer={"leaves": [torch.from_numpy(np.array(v)) for v in leaves]},

@@ -6,15 +6,19 @@ failure, and the errors a trainer raises. A backend only adds its own arithmetic
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from hdfm_bench.core.config import RunConfig
-from hdfm_bench.core.rundir import RECORD_FILE, read_record, update_record
+from hdfm_bench.core.io import stale_temporaries
+from hdfm_bench.core.rundir import RECORD_FILE, checkpoint_path, read_record, record_path, update_record
+from hdfm_bench.core.runlock import RunLocked, run_lock
 from hdfm_bench.core.signals import Preempted
 
 from . import checkpoint as ckpt
@@ -111,6 +115,38 @@ def non_finite_failure(run_dir: Path, cfg: RunConfig, step: int, last_finite: fl
                           f"run recorded as failed in {run_dir / RECORD_FILE}")
 
 
+def one_line_error(err: BaseException) -> str:
+    """An exception as one line for run.json: its type and its message's last line."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    return f"{type(err).__name__}: {lines[-1]}" if lines else type(err).__name__
+
+
+@contextlib.contextmanager
+def owned_run(run_dir: Path, cfg: RunConfig, leader: bool = True) -> Iterator[None]:
+    """The trainer's ownership of ``run_dir`` (created here, after the config was validated).
+
+    The leader takes the run lock (core.runlock; a second trainer of the same run refuses), removes the
+    temporaries an earlier process killed mid-save left (``.checkpoint.pt.*``, ``.run.json.*``), and
+    records any error that ends training (not only a non-finite loss) as ``status = failed`` with its
+    last line in ``run.json``; a stop on request (SIGTERM, preemption, Ctrl-C) is not a failure."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not leader:
+        yield
+        return
+    with run_lock(run_dir):
+        for tmp in stale_temporaries(checkpoint_path(run_dir)) + stale_temporaries(record_path(run_dir)):
+            tmp.unlink(missing_ok=True)
+        try:
+            yield
+        except (Preempted, Interrupted, RunLocked):
+            raise
+        except Exception as err:
+            if read_record(run_dir).get("status") != "failed" and record_path(run_dir).exists():
+                with contextlib.suppress(OSError):  # e.g. the disk is full: the error itself says so
+                    record(run_dir, cfg, status="failed", error=one_line_error(err))
+            raise
+
+
 # ---- checkpoints -----------------------------------------------------------------------------------
 
 def checkpoint_payload(cfg: RunConfig, step: int, *, model: dict, ema: dict[float, dict], ema_updates: int,
@@ -122,6 +158,14 @@ def checkpoint_payload(cfg: RunConfig, step: int, *, model: dict, ema: dict[floa
     if cfg.backend != "torch":
         out["backend"] = cfg.backend
     return out
+
+
+def check_not_older(path: Path, step: int) -> None:
+    """Never write a checkpoint of ``step`` over a newer one (the record says which step is on disk)."""
+    on_disk = int(read_record(path.parent).get("step") or 0)
+    if path.exists() and on_disk > step:
+        raise ckpt.CheckpointError(f"{path} holds step {on_disk}, newer than this process's step {step}: another "
+                                   f"process trained this run; not overwritten")
 
 
 def load_own_checkpoint(path: Path, cfg: RunConfig) -> dict:
@@ -137,4 +181,4 @@ def load_own_checkpoint(path: Path, cfg: RunConfig) -> dict:
 
 __all__ = ["TrainingFailed", "Interrupted", "Preempted", "TrainResult", "lr_at", "ema_decay", "batch_indices",
            "budget", "record", "record_start", "record_done", "non_finite_failure", "checkpoint_payload",
-           "load_own_checkpoint"]
+           "load_own_checkpoint", "owned_run", "check_not_older", "one_line_error"]

@@ -47,11 +47,13 @@ from .rules import (
     TrainResult,
     batch_indices,
     budget,
+    check_not_older,
     checkpoint_payload,
     ema_decay,
     load_own_checkpoint,
     lr_at,
     non_finite_failure,
+    owned_run,
     record,
     record_done,
     record_start,
@@ -105,157 +107,161 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", torch.cuda.current_device())
     run_dir = cfg.run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model.to(device)
-    emas = {d: EMA(model, d) for d in cfg.ema_decays}
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                            weight_decay=cfg.weight_decay)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # every rank draws the global batch
-    start, history, wall = 0, [], 0.0
-    n_params = sum(p.numel() for p in model.parameters())
+    def owned() -> TrainResult:  # inside the run's lock (rules.owned_run)
+        model.to(device)
+        emas = {d: EMA(model, d) for d in cfg.ema_decays}
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                                weight_decay=cfg.weight_decay)
+        gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # every rank draws the global batch
+        start, history, wall = 0, [], 0.0
+        n_params = sum(p.numel() for p in model.parameters())
 
-    ck = checkpoint_path(run_dir)
-    if ck.exists():
-        state = load_own_checkpoint(ck, cfg)
-        model.load_state_dict(state["model"])
-        for d, ema in emas.items():
-            ema.model.load_state_dict(state["ema"][repr(d)])
-            ema.updates = int(state["ema_updates"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["torch"])
-        gen.set_state(state["rng"]["generator"])
-        if device.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state(state["rng"]["cuda"])
-        start, history, wall = int(state["step"]), list(state["history"]), float(state["wall_time"])
+        ck = checkpoint_path(run_dir)
+        if ck.exists():
+            state = load_own_checkpoint(ck, cfg)
+            model.load_state_dict(state["model"])
+            for d, ema in emas.items():
+                ema.model.load_state_dict(state["ema"][repr(d)])
+                ema.updates = int(state["ema_updates"])
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"]["torch"])
+            gen.set_state(state["rng"]["generator"])
+            if device.type == "cuda" and "cuda" in state["rng"]:
+                torch.cuda.set_rng_state(state["rng"]["cuda"])
+            start, history, wall = int(state["step"]), list(state["history"]), float(state["wall_time"])
 
-    spent = budget(cfg, n_params, model.config, task.describe(), processes=world)
-    leader = rank == 0
-    if leader:
-        record_start(run_dir, cfg, start, spent, objective)
-    net = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        net = compile_module(net, device)
-
-    def save_checkpoint(step: int) -> None:
-        if not leader:
-            return
-        rng = {"torch": torch.get_rng_state(), "generator": gen.get_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state()
-        ckpt.save(ck, checkpoint_payload(cfg, step, model=model.state_dict(),
-                                         ema={d: e.model.state_dict() for d, e in emas.items()},
-                                         ema_updates=next(iter(emas.values())).updates, optimizer=opt.state_dict(),
-                                         rng=rng, history=history, wall_time=wall))
-        record(run_dir, cfg, step=step)  # after the checkpoint exists: status reads progress here
-
-    conditional = cfg.conditional and task.num_classes > 0  # unconditional data trains unconditionally
-    null = task.num_classes if conditional else None
-    use_bf16 = cfg.bf16 and (device.type == "cuda" or cfg.bf16_on_cpu)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
-    B, shape = cfg.batch_size, tuple(task.shape)
-    if task.streaming:  # read lazily by worker processes; each rank its slice of every batch
-        dataset = task.dataset("train")
-        n_data = len(dataset)
-        batches = iter(batch_loader(dataset, StepBatches(cfg, n_data, start, shard), cfg.workers,
-                                    pin=device.type == "cuda"))
-    else:
-        x_train, y_train = task.load("train")
-        n_data = len(x_train)
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=cfg.run_id(), unit="step",
-               dynamic_ncols=True, leave=False)
-    last_finite = history[-1][1] if history else float("nan")
-    window: list[torch.Tensor] = []  # this rank's losses since the last read-back, on the device
-
-    def read_back(step: int) -> None:
-        """Bring the window's losses to the host (mean over ranks), check them, log them."""
-        nonlocal last_finite
-        if not window:
-            return
-        losses = torch.stack(window)  # (k, 2): the objective's loss and the total (with LayerSync's term)
+        spent = budget(cfg, n_params, model.config, task.describe(), processes=world)
+        leader = rank == 0
+        if leader:
+            record_start(run_dir, cfg, start, spent, objective)
+        net = model
         if world > 1:
-            losses = mean_over_ranks(losses)
-        values = losses.tolist()
-        first = step + 1 - len(values)
-        for k, (v, total) in enumerate(values):
-            if not math.isfinite(total):
-                raise non_finite_failure(run_dir, cfg, first + k, last_finite, write=leader)
-            last_finite = v
-            history.append([first + k + 1, v])
-            if on_step is not None:
-                on_step(first + k + 1, v)
-        window.clear()
-        bar.update(len(values))
-        bar.set_postfix(loss=f"{last_finite:.4f}")
+            from torch.nn.parallel import DistributedDataParallel
 
-    net.train()
-    try:
-        for step in range(start, cfg.steps):
-            if stop_at is not None and step == stop_at:
-                raise Interrupted(f"stopped before step {step}")
-            t0 = time.perf_counter()
-            if task.streaming:
-                x, y_data = next(batches)
-                x = x.to(device, non_blocking=True)
-            else:
-                idx = batch_indices(cfg, n_data, step)[shard]
-                x, y_data = x_train[idx].to(device, non_blocking=True), y_train[idx]
-            if task.augments:  # e.g. hflip: one uniform per image of the global batch
-                x = task.augment(x, torch.rand(B, generator=gen, device=device)[shard])
-            eps = torch.randn((B, *shape), generator=gen, device=device)[shard]
-            t = path.sample_t(torch.rand(B, generator=gen, device=device, dtype=x.dtype)[shard])
-            drop = torch.rand(B, generator=gen, device=device)[shard] < cfg.label_dropout
-            y = torch.where(drop, null, y_data.to(device, non_blocking=True)) if null is not None else None
-            with validation(step == start):  # check inputs once; the loss read-back catches the rest
-                z = path.corrupt(x, eps, t)
-                with autocast:
-                    raw = net(z, t, y)
-                loss = objective.loss(raw.float(), x, eps, t, z).mean()
-            aux = getattr(model, "last_aux_loss", None)
-            total = loss + aux if aux is not None else loss
-            for group in opt.param_groups:
-                group["lr"] = lr_at(cfg.lr, cfg.warmup, step)
-            opt.zero_grad(set_to_none=True)
-            total.backward()  # DistributedDataParallel averages the gradients over the ranks here
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            for ema in emas.values():
-                ema.update(model)
-            window.append(torch.stack([loss.detach(), total.detach()]))
-            wall += time.perf_counter() - t0
-            done = step + 1
-            checkpoint_now = done % cfg.checkpoint_every == 0 or done == cfg.steps
-            stop = False
-            if world == 1 and should_stop is not None:
-                stop = should_stop()
-            if done % cfg.log_every == 0 or checkpoint_now or stop:
-                read_back(step)
-                if world > 1:  # every rank must agree, or the next collective deadlocks
-                    flag = float(should_stop is not None and should_stop())
-                    stop = bool(mean_over_ranks(torch.tensor(flag, device=device)) > 0)
-            if checkpoint_now or stop:
-                save_checkpoint(done)
-            if stop and done < cfg.steps:
-                raise Preempted(done)
-    except RuntimeError as err:
-        if world == 1 or isinstance(err, (RankFailure, Interrupted, Preempted, TrainingFailed)):
-            raise
-        # a collective that failed or timed out: some other process of the job has died
-        raise RankFailure(f"data-parallel rank {rank} of {world} stopped at a collective: {one_line(err)[:300]} "
-                          f"(another process has probably died; collectives time out after "
-                          f"{timeout_s():g} s)") from None
-    finally:
-        bar.close()
-    net.eval()
-    model.eval()
-    if not leader:
-        return TrainResult(run_dir, model, {d: e.model for d, e in emas.items()}, {})
-    rec = record_done(run_dir, cfg, spent, wall, history)
-    return TrainResult(run_dir, model, {d: e.model for d, e in emas.items()}, rec)
+            net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile:
+            net = compile_module(net, device)
+
+        def save_checkpoint(step: int) -> None:
+            if not leader:
+                return
+            rng = {"torch": torch.get_rng_state(), "generator": gen.get_state()}
+            if device.type == "cuda":
+                rng["cuda"] = torch.cuda.get_rng_state()
+            check_not_older(ck, step)
+            ckpt.save(ck, checkpoint_payload(cfg, step, model=model.state_dict(),
+                                             ema={d: e.model.state_dict() for d, e in emas.items()},
+                                             ema_updates=next(iter(emas.values())).updates, optimizer=opt.state_dict(),
+                                             rng=rng, history=history, wall_time=wall))
+            record(run_dir, cfg, step=step)  # after the checkpoint exists: status reads progress here
+
+        conditional = cfg.conditional and task.num_classes > 0  # unconditional data trains unconditionally
+        null = task.num_classes if conditional else None
+        use_bf16 = cfg.bf16 and (device.type == "cuda" or cfg.bf16_on_cpu)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+        B, shape = cfg.batch_size, tuple(task.shape)
+        if task.streaming:  # read lazily by worker processes; each rank its slice of every batch
+            dataset = task.dataset("train")
+            n_data = len(dataset)
+            batches = iter(batch_loader(dataset, StepBatches(cfg, n_data, start, shard), cfg.workers,
+                                        pin=device.type == "cuda"))
+        else:
+            x_train, y_train = task.load("train")
+            n_data = len(x_train)
+        bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=cfg.run_id(), unit="step",
+                   dynamic_ncols=True, leave=False)
+        last_finite = history[-1][1] if history else float("nan")
+        window: list[torch.Tensor] = []  # this rank's losses since the last read-back, on the device
+
+        def read_back(step: int) -> None:
+            """Bring the window's losses to the host (mean over ranks), check them, log them."""
+            nonlocal last_finite
+            if not window:
+                return
+            losses = torch.stack(window)  # (k, 2): the objective's loss and the total (with LayerSync's term)
+            if world > 1:
+                losses = mean_over_ranks(losses)
+            values = losses.tolist()
+            first = step + 1 - len(values)
+            for k, (v, total) in enumerate(values):
+                if not math.isfinite(total):
+                    raise non_finite_failure(run_dir, cfg, first + k, last_finite, write=leader)
+                last_finite = v
+                history.append([first + k + 1, v])
+                if on_step is not None:
+                    on_step(first + k + 1, v)
+            window.clear()
+            bar.update(len(values))
+            bar.set_postfix(loss=f"{last_finite:.4f}")
+
+        net.train()
+        try:
+            for step in range(start, cfg.steps):
+                if stop_at is not None and step == stop_at:
+                    raise Interrupted(f"stopped before step {step}")
+                t0 = time.perf_counter()
+                if task.streaming:
+                    x, y_data = next(batches)
+                    x = x.to(device, non_blocking=True)
+                else:
+                    idx = batch_indices(cfg, n_data, step)[shard]
+                    x, y_data = x_train[idx].to(device, non_blocking=True), y_train[idx]
+                if task.augments:  # e.g. hflip: one uniform per image of the global batch
+                    x = task.augment(x, torch.rand(B, generator=gen, device=device)[shard])
+                eps = torch.randn((B, *shape), generator=gen, device=device)[shard]
+                t = path.sample_t(torch.rand(B, generator=gen, device=device, dtype=x.dtype)[shard])
+                drop = torch.rand(B, generator=gen, device=device)[shard] < cfg.label_dropout
+                y = torch.where(drop, null, y_data.to(device, non_blocking=True)) if null is not None else None
+                with validation(step == start):  # check inputs once; the loss read-back catches the rest
+                    z = path.corrupt(x, eps, t)
+                    with autocast:
+                        raw = net(z, t, y)
+                    loss = objective.loss(raw.float(), x, eps, t, z).mean()
+                aux = getattr(model, "last_aux_loss", None)
+                total = loss + aux if aux is not None else loss
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(cfg.lr, cfg.warmup, step)
+                opt.zero_grad(set_to_none=True)
+                total.backward()  # DistributedDataParallel averages the gradients over the ranks here
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                for ema in emas.values():
+                    ema.update(model)
+                window.append(torch.stack([loss.detach(), total.detach()]))
+                wall += time.perf_counter() - t0
+                done = step + 1
+                checkpoint_now = done % cfg.checkpoint_every == 0 or done == cfg.steps
+                stop = False
+                if world == 1 and should_stop is not None:
+                    stop = should_stop()
+                if done % cfg.log_every == 0 or checkpoint_now or stop:
+                    read_back(step)
+                    if world > 1:  # every rank must agree, or the next collective deadlocks
+                        flag = float(should_stop is not None and should_stop())
+                        stop = bool(mean_over_ranks(torch.tensor(flag, device=device)) > 0)
+                if checkpoint_now or stop:
+                    save_checkpoint(done)
+                if stop and done < cfg.steps:
+                    raise Preempted(done)
+        except RuntimeError as err:
+            if world == 1 or isinstance(err, (RankFailure, Interrupted, Preempted, TrainingFailed)):
+                raise
+            # a collective that failed or timed out: some other process of the job has died
+            raise RankFailure(f"data-parallel rank {rank} of {world} stopped at a collective: {one_line(err)[:300]} "
+                              f"(another process has probably died; collectives time out after "
+                              f"{timeout_s():g} s)") from None
+        finally:
+            bar.close()
+        net.eval()
+        model.eval()
+        if not leader:
+            return TrainResult(run_dir, model, {d: e.model for d, e in emas.items()}, {})
+        rec = record_done(run_dir, cfg, spent, wall, history)
+        return TrainResult(run_dir, model, {d: e.model for d, e in emas.items()}, rec)
+
+    with owned_run(run_dir, cfg, leader=rank == 0):
+        return owned()
 
 
 __all__ = ["EMA", "train_torch"]
