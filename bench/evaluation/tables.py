@@ -15,6 +15,10 @@ import pandas as pd
 #: protocol fields that must agree inside one table column (what makes two numbers comparable)
 MUST_MATCH = ("task", "extractor", "extractor_hash", "n_gen", "n_ref", "reference_split",
               "reference_hash", "resolution")
+#: protocol fields that must agree inside one table *cell*: only seeds (training run, sampling seed,
+#: image-seed range) may be averaged; a cell never mixes samplers, budgets, guidance, EMA or checkpoints
+SAME_SETTING = ("sampler", "sampler_params", "steps", "nfe", "cfg_scale", "cfg_interval", "ema", "checkpoint_step",
+                "n_gen", "kid_subset_size", "metrics")
 #: higher is better for these metrics; everything else lower is better (r_hf: closest to 1)
 HIGHER_IS_BETTER = {"precision", "recall", "accuracy", "class_accuracy"}
 CLOSEST_TO_ONE = {"r_hf"}
@@ -69,6 +73,42 @@ def check_protocols(df: pd.DataFrame, column: str = "metric", allow_mixed: bool 
     return warnings
 
 
+def _json(v) -> str:
+    """A protocol value as compact, key-sorted JSON, with None shown as none (EMA none = raw weights)."""
+    return "none" if v is None else json.dumps(v, sort_keys=True, default=str)
+
+
+def separate_settings(df: pd.DataFrame, row: str = "method", column: str = "metric",
+                      split: bool = False) -> pd.DataFrame:
+    """Refuse (TableError naming the row, column and field) a cell whose rows differ in anything but
+    their seeds (:data:`SAME_SETTING`, and the training budget); with ``split`` each setting gets its
+    own row instead, labelled with the fields that differ (e.g. ``noise_fm [steps=5]``)."""
+    if df.empty:
+        return df
+    protos = df["protocol_json"].map(json.loads)  # as stored: None stays None (a frame would make it NaN)
+    fields = [f for f in (*SAME_SETTING, "budget") if protos.map(lambda p, f=f: f in p).any()]
+    keys = pd.DataFrame({f: protos.map(lambda p, f=f: _json(_budget_key(p.get(f)) if f == "budget" else p.get(f)))
+                         for f in fields}, index=df.index)
+    varying: dict = {}
+    for (r, c), idx in df.groupby([row, column], sort=False).groups.items():
+        for f in fields:
+            values = keys.loc[idx, f].unique()
+            if len(values) > 1:
+                if not split:
+                    raise TableError(f"row '{r}', column '{c}' would average rows measured differently: field '{f}' "
+                                     f"differs ({', '.join(sorted(values)[:3])}); only seeds are aggregated — split "
+                                     f"the rows (--split) or select one setting")
+                varying.setdefault(r, []).append(f)
+    if not varying:
+        return df
+    labels = df[row].astype(str).copy()
+    for r, fs in varying.items():
+        fs = list(dict.fromkeys(fs))
+        mask = df[row] == r
+        labels[mask] = [f"{r} [{', '.join(f'{f}={keys.at[i, f]}' for f in fs)}]" for i in df.index[mask]]
+    return df.assign(**{row: labels})
+
+
 def _budget_key(b) -> dict:
     if not isinstance(b, dict):
         return {}
@@ -96,10 +136,12 @@ def aggregate(df: pd.DataFrame, row: str = "method", column: str = "metric",
 
 def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", column: str = "metric",
                columns: Sequence[str] | None = None, allow_mixed: bool = False,
-               digits: int = 4) -> tuple[str, list[str]]:
+               digits: int = 4, split: bool = False) -> tuple[str, list[str]]:
     """A paper-style table: one row per method, one column per metric, "mean ± std (best seed)".
 
-    ``fmt``: markdown | latex | csv. The best value of each column is bold (markdown/latex).
+    ``fmt``: markdown | latex | csv. The best value of each column is bold (markdown/latex). Only seeds
+    are aggregated: rows of one cell measured with different settings are refused, or with ``split``
+    shown as separate rows (:func:`separate_settings`).
     Returns the text and the warnings (budget flags, overridden protocol refusals).
     """
     from tabulate import tabulate
@@ -114,6 +156,7 @@ def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", col
             raise TableError(f"no rows for column(s) {', '.join(missing)}; have {', '.join(sorted(set(df[column])))}")
         df = df[df[column].isin(columns)]
     warnings = check_protocols(df, column, allow_mixed)
+    df = separate_settings(df, row, column, split)
     agg = aggregate(df, row, column)
     cols = list(columns or dict.fromkeys(agg[column]))
     rows = list(dict.fromkeys(agg[row]))
@@ -146,4 +189,5 @@ def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", col
     return table, warnings
 
 
-__all__ = ["FORMATS", "MUST_MATCH", "TableError", "check_protocols", "aggregate", "make_table", "protocol_frame"]
+__all__ = ["FORMATS", "MUST_MATCH", "SAME_SETTING", "TableError", "separate_settings",
+           "check_protocols", "aggregate", "make_table", "protocol_frame"]

@@ -74,3 +74,32 @@ def test_table_command_refuses_and_overrides(tmp_path):
     assert res.returncode == 2 and "field 'reference_split' differs" in res.stderr
     res = subprocess.run(cmd + ["--allow-mixed", "--format", "csv"], capture_output=True, text=True)
     assert res.returncode == 0 and "noise_fm,fid,3.0" in res.stdout
+
+
+@pytest.mark.parametrize("field, a, b", [("steps", 5, 20), ("cfg_scale", 1.0, 3.0), ("ema", None, 0.99),
+                                         ("sampler", "euler", "heun"), ("nfe", 10, 40), ("checkpoint_step", 300, 700),
+                                         ("cfg_interval", [0.1, 1.0], [0.0, 1.0]),
+                                         ("sampler_params", {}, {"churn": 0.5})])
+def test_only_seeds_are_averaged(field, a, b):
+    """Rows of one method measured with different settings never share a mean ± std cell: refused
+    naming the field, or, with split, one row per setting labelled by what differs."""
+    df = frame(rows("noise_fm", "fid", [10.0, 11.0], **{field: a}), rows("noise_fm", "fid", [20.0], **{field: b}),
+               rows("hdfm", "fid", [9.0, 9.5]))
+    with pytest.raises(tables.TableError, match=f"row 'noise_fm', column 'fid' would average rows measured "
+                                                f"differently: field '{field}' differs"):
+        tables.make_table(df)
+    text, _ = tables.make_table(df, split=True)
+    body = {line.split("|")[1].strip(): line for line in text.splitlines()[2:] if line.startswith("|")}
+    key_a, key_b = (f"noise_fm [{field}={tables._json(v)}]" for v in (a, b))
+    assert set(body) == {key_a, key_b, "hdfm"}
+    assert "10.5 ± 0.71" in body[key_a] and "| 20 " in body[key_b] + " "  # the two seeds of a, the one of b
+
+
+def test_seeds_still_aggregate_and_budget_differences_are_settings():
+    df = frame(rows("noise_fm", "fid", [10.0, 11.0, 12.0]))
+    text, _ = tables.make_table(df)
+    assert "11 ± 1" in text
+    longer = {**PROTO["budget"], "steps": 1400, "images_seen": 134400}
+    df = frame(rows("noise_fm", "fid", [10.0]), rows("noise_fm", "fid", [7.0], budget=longer))
+    with pytest.raises(tables.TableError, match="field 'budget' differs"):
+        tables.make_table(df)
