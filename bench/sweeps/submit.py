@@ -4,7 +4,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import sys
 import time
+from pathlib import Path
 
 from tabulate import tabulate
 from tqdm.auto import tqdm
@@ -157,9 +159,9 @@ def _submit(sweep: Sweep, executor: str, jobs_in: list, records: list[tuple[str,
         raise SweepError(str(err)) from None
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     for (run_id, label), job in zip(records, jobs):
-        append_line(sweep.jobs_file, json.dumps({"run_id": run_id, "label": label, "job_id": str(job.job_id),
-                                                 "executor": executor, "folder": str(sweep.folder / "jobs" / "%j"),
-                                                 "submitted": now}))
+        job.hdfm_record = {"run_id": run_id, "label": label, "job_id": str(job.job_id), "executor": executor,
+                           "folder": str(sweep.folder / "jobs" / "%j"), "submitted": now}
+        append_line(sweep.jobs_file, json.dumps(job.hdfm_record))
     return jobs
 
 
@@ -175,7 +177,7 @@ def run_until_done(sweep: Sweep, executor: str, retry_failed: bool = False, time
             jobs = submit(sweep, executor, retry_failed)
             if not jobs:
                 break
-            run_debug(jobs)
+            run_debug(jobs, sweep.jobs_file)
             done += jobs
             retry_failed = False  # a job that failed in this call is reported, not retried in a loop
         return done
@@ -218,13 +220,21 @@ def wait(jobs: list, timeout_s: float, progress: bool = True) -> None:
             time.sleep(1.0)
 
 
-def run_debug(jobs: list) -> None:
-    """Debug executor: run each job in this process (an error in one does not stop the others)."""
+def run_debug(jobs: list, jobs_file: Path | None = None) -> list[str]:
+    """Debug executor: run each job in this process, one after another (an error in one does not stop
+    the others, and never opens a debugger). A failure is printed and recorded in the sweep's
+    jobs.jsonl (outcome = error, the error's last line), where ``status`` finds it. Returns the errors."""
+    errors = []
     for job in jobs:
-        try:
-            job.result()
-        except Exception as err:  # recorded in the job's result; status reports it
-            print(f"sweep: job {job.job_id} failed: {str(err).strip().splitlines()[-1]}")
+        error = adapter.run_debug_job(job)
+        if error is None:
+            continue
+        errors.append(error)
+        rec = getattr(job, "hdfm_record", None)
+        print(f"sweep: job {rec['label'] if rec else job.job_id} failed: {error}", file=sys.stderr)
+        if rec is not None and jobs_file is not None:
+            append_line(jobs_file, json.dumps({**rec, "outcome": "error", "error": error}))
+    return errors
 
 
 def _data_present(cfg: RunConfig) -> bool:

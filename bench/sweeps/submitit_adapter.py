@@ -96,6 +96,29 @@ def submit_all(executor, kind: str, jobs: list) -> list:
         raise AdapterError(f"submission refused: {'; '.join(dict.fromkeys(lines)) or str(err).strip()}"[:500]) from None
 
 
+def run_debug_job(job) -> str | None:
+    """Run a DebugExecutor job here, as submitit's ``DebugJob.results`` does (the job's environment),
+    but without its post-mortem debugger: under a terminal a failing job would hang at ``(Pdb)``.
+    Returns None on success, else the error's last line; a success is cached on the job."""
+    import os
+
+    submission = job._submission
+    if submission.done():
+        return None
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(job.environ)
+    try:
+        submission.result()
+        return None
+    except Exception as err:
+        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+        return f"{type(err).__name__}: {lines[-1]}" if lines else type(err).__name__
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def sbatch_header(folder: Path, count: int, resources: dict[str, Any], job_name: str) -> list[str]:
     """The ``#SBATCH`` lines of the array script submitit would write for ``count`` jobs."""
     make_sbatch_string = _submitit(".slurm.slurm")._make_sbatch_string
@@ -185,6 +208,6 @@ def sacct_states(job_ids: list[str], folder: str) -> dict[str, str]:
 
 
 __all__ = ["EXECUTORS", "INTEGER_RESOURCES", "AdapterError", "valid_slurm_parameters", "missing_slurm_commands",
-           "make_executor", "submit_all", "sbatch_header", "job_environment", "preemption_signal",
+           "make_executor", "submit_all", "run_debug_job", "sbatch_header", "job_environment", "preemption_signal",
            "in_main_thread", "init_distributed", "processes", "job_resources", "requeue", "job_files", "read_result",
            "sacct_states"]

@@ -196,6 +196,31 @@ def test_failed_job_reports_error_and_is_retried_only_when_asked(tmp_path, capsy
     assert sw.status(s)[0]["state"] == "done"
 
 
+def test_debug_executor_records_a_failed_job_never_opens_a_debugger_and_exits_non_zero(tmp_path, capsys,
+                                                                                        monkeypatch):
+    """--executor debug (the default of reproduce): a failing job used to stop at submitit's (Pdb)
+    prompt and then show as pending with exit 0; now it is failed, with its error, everywhere."""
+    import pdb
+
+    monkeypatch.setattr(pdb, "post_mortem", lambda *a, **k: pytest.fail("a debugger was opened"))
+    spec = write_spec(tmp_path, grid='path = ["noise_fm", "hdfm"]', steps=4)
+    s = sw.Sweep.load(spec)
+    bad = s.runs[0].config.run_dir()
+    bad.mkdir(parents=True)
+    (bad / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert main(["sweep", str(spec), "--executor", "debug"]) == 1
+    out = capsys.readouterr()
+    assert f"sweep: job {s.runs[0].label} failed: CheckpointError: cannot read checkpoint" in out.err
+    states = {r["label"]: r for r in sw.status(s)}
+    assert states[s.runs[0].label]["state"] == "failed" and "cannot read checkpoint" in \
+        states[s.runs[0].label]["detail"]
+    assert states[s.runs[1].label]["state"] == "done"  # one failure does not stop the others
+    assert main(["status", str(spec)]) == 1
+    (bad / "checkpoint.pt").unlink()
+    assert main(["sweep", str(spec), "--executor", "debug", "--retry-failed"]) == 0
+    assert {r["state"] for r in sw.status(s)} == {"done"}
+
+
 def _wait(cond, timeout, what):
     deadline = time.monotonic() + timeout
     while not cond():
