@@ -217,11 +217,28 @@ def cmd_train_extractor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_store(path: str):
+    """A results store as a frame; what it had to leave out is printed as notes (line numbers), not as a
+    Python warning; a store that does not exist is an error, not an empty table."""
+    import warnings
+
+    from hdfm_bench.evaluation.store import ResultStore, StoreWarning
+
+    store = ResultStore(path)
+    if not store.file.is_file():
+        raise FileNotFoundError(f"results store not found: {store.file}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        df = store.read()
+    for note in store.notes:
+        print(f"note: {store.file}: left out {note}", file=sys.stderr)
+    return df
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from hdfm_bench.core.io import write_text
     from hdfm_bench.evaluation import tables
     from hdfm_bench.evaluation.protocol import TABLE_METRICS
-    from hdfm_bench.evaluation.store import ResultStore
 
     if args.spec:  # a sweep: its rows, labelled by the spec's varying axes (seeds aggregated)
         from hdfm_bench.sweeps.api import Sweep, sweep_frame
@@ -230,9 +247,10 @@ def cmd_table(args: argparse.Namespace) -> int:
         if df.empty:
             raise ValueError(f"sweep {args.spec}: no results stored yet (see hdfm-bench status {args.spec})")
     else:
-        df = ResultStore(args.store).read()
+        df = _read_store(args.store)
     metrics = args.metric or [m for m in TABLE_METRICS if m in set(df.get("metric", []))]
-    text, warnings = tables.make_table(df, fmt=args.format, columns=metrics, allow_mixed=args.allow_mixed)
+    text, warnings = tables.make_table(df, fmt=args.format, columns=metrics, allow_mixed=args.allow_mixed,
+                                       split=args.split)
     print(text)
     for w in warnings:
         print(f"note: {w}", file=sys.stderr)
@@ -244,9 +262,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from hdfm_bench.core.rundir import read_record
     from hdfm_bench.evaluation import plots
-    from hdfm_bench.evaluation.store import ResultStore
 
-    df = ResultStore(args.store).read()
+    df = _read_store(args.store)
     out = Path(args.out_dir)
     kinds = args.kind or PLOT_KINDS
 
@@ -478,8 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("table", help="paper-style table from the results store (markdown, latex, csv)",
                        description="Mean ± std over seeds per method and metric, best in bold; refuses "
-                                   "columns mixing measurement protocols (naming the field); flags budgets "
-                                   "that differ (†).")
+                                   "columns mixing measurement protocols and cells averaging anything but seeds "
+                                   "(naming the field); flags budgets that differ (†).")
     p.add_argument("spec", nargs="?", default=None, help="a sweep spec: tabulate that sweep's rows (else --store)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="with a spec: the [base] overrides it ran with")
     p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
@@ -487,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", action="append", help="column (repeatable; default: fid kid precision recall "
                                                       "class_accuracy r_hf lsd, those present)")
     p.add_argument("--allow-mixed", action="store_true", help="tabulate columns whose protocols differ anyway")
+    p.add_argument("--split", action="store_true",
+                   help="rows of one method measured with different settings (sampler, steps, CFG, EMA, checkpoint, "
+                        "n) become separate rows labelled by what differs (default: refused; only seeds are averaged)")
     p.add_argument("--out", default=None, help="also write the table to this file")
     p.set_defaults(func=cmd_table)
 
@@ -691,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hdfm-bench: terminated (SIGTERM) after step {err.step}: checkpoint written; run the same command "
               "again to resume", file=sys.stderr)
         return EXIT_TERMINATED
-    except (ConfigError, ValueError, FileNotFoundError, PermissionError, RuntimeError) as err:
+    except (ConfigError, ValueError, OSError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"hdfm-bench: error: {first}", file=sys.stderr)
         return 2

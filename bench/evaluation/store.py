@@ -20,8 +20,9 @@ holding an exclusive ``fcntl.flock``. Hence:
   truncated prefix, which is never valid JSON; if the write itself fails, the writer truncates
   the file back to its previous size;
 * a writer killed (SIGKILL) mid-write leaves at most one unterminated partial line at the end.
-  The reader skips any line that is not valid JSON and counts it (``skipped_lines``, with a
-  warning); the next writer, under the lock, starts its line with a newline when the file
+  The reader skips any line that is not valid JSON, and any stored row without its required
+  keys or a finite value, and lists them by line number (``notes``, summed up in one
+  StoreWarning); the next writer, under the lock, starts its line with a newline when the file
   does not end with one, so the partial line can never merge with a good one.
 
 SQLite in WAL mode would give the same guarantees but is a binary file and is unreliable on
@@ -46,9 +47,28 @@ import pandas as pd
 from hdfm_bench.core.hashing import KEY_DIGITS, short_hash
 from hdfm_bench.core.io import append_line, write_with
 
-__all__ = ["ResultStore", "StoreError", "REQUIRED", "OPTIONAL", "FILE_NAME"]
+__all__ = ["ResultStore", "StoreError", "StoreWarning", "REQUIRED", "OPTIONAL", "FILE_NAME"]
 
 REQUIRED = ("run_id", "checkpoint_step", "metric", "value", "protocol")
+
+
+class StoreWarning(UserWarning):
+    """Lines or rows of a store that a read left out (``ResultStore.notes`` lists them)."""
+
+
+def _row_problem(row: Any) -> str | None:
+    """Why a stored row cannot be used (None when it can)."""
+    if not isinstance(row, dict):
+        return f"a {type(row).__name__}, not a row"
+    missing = [k for k in REQUIRED if k not in row]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    v = row["value"]
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        return f"value {v!r} is not a finite number"
+    if not isinstance(row["protocol"], dict):
+        return "protocol is not a dict"
+    return None
 OPTIONAL = ("method", "path", "target", "task", "created")
 _BASE_COLUMNS = (
     "run_id", "checkpoint_step", "metric", "value",
@@ -92,11 +112,12 @@ class ResultStore:
     in ``.jsonl``. Parent directories are created on the first append.
     """
 
-    def __init__(self, path: str | os.PathLike, *, fsync: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, *, fsync: bool = True) -> None:
         p = Path(path)
         self.file = p if p.suffix == ".jsonl" else p / FILE_NAME
         self.fsync = fsync
         self.skipped_lines = 0  # invalid (partial) lines seen by the last read()
+        self.notes: list[str] = []  # what the last read left out, with line numbers
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.file)!r})"
@@ -198,28 +219,40 @@ class ResultStore:
 
     # ------------------------------------------------------------------ reading
     def rows(self) -> list[dict[str, Any]]:
-        """All complete stored rows, in append order (raw dicts, protocol as a dict)."""
-        self.skipped_lines = 0
+        """All complete, valid stored rows, in append order (raw dicts, protocol as a dict).
+
+        A line that is not a row batch, or a row lacking a required key or a finite value, is left
+        out; ``notes`` says which (line numbers, 1-based) and why, and one :class:`StoreWarning`
+        sums them up. An unterminated last line is what a writer killed mid-append leaves."""
+        self.skipped_lines, self.notes = 0, []
         if not self.file.exists():
             return []
         with open(self.file, "rb") as fh:
             blob = fh.read()
+        lines = blob.split(b"\n")
         out: list[dict[str, Any]] = []
-        for raw in blob.split(b"\n"):
+        for lineno, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
             try:
-                rec = json.loads(raw)
-                batch = rec["rows"]
+                batch = json.loads(raw)["rows"]
                 if not isinstance(batch, list):
                     raise TypeError
             except (ValueError, KeyError, TypeError):
                 self.skipped_lines += 1
+                cut = lineno == len(lines)  # no newline after it
+                self.notes.append(f"line {lineno}: " + ("unterminated (a writer stopped mid-append)" if cut
+                                                        else "not a batch of rows (invalid JSON or no 'rows' list)"))
                 continue
-            out.extend(batch)
-        if self.skipped_lines:
-            warnings.warn(f"{self.file}: skipped {self.skipped_lines} incomplete or invalid "
-                          "line(s) (a writer interrupted mid-append)", RuntimeWarning, stacklevel=2)
+            for j, row in enumerate(batch):
+                problem = _row_problem(row)
+                if problem:
+                    self.notes.append(f"line {lineno}, row {j + 1}: {problem}")
+                    continue
+                out.append(row)
+        if self.notes:
+            shown = "; ".join(self.notes[:3]) + (f"; and {len(self.notes) - 3} more" if len(self.notes) > 3 else "")
+            warnings.warn(StoreWarning(f"{self.file}: left out {shown}"), stacklevel=2)
         return out
 
     def read(self) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from hdfm_bench.evaluation.store import ResultStore, StoreError
+from hdfm_bench.evaluation.store import ResultStore, StoreError, StoreWarning
 
 PROTO = {
     "extractor": "inception-v3", "extractor_hash": "abc123", "n_gen": 10000, "n_ref": 10000,
@@ -127,7 +127,7 @@ def test_sigkill_mid_append_leaves_complete_rows(tmp_path):
     p.join(10)
     assert p.exitcode == -signal.SIGKILL
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", StoreWarning)
         df = store.read()
     assert len(df) >= 20001 and (len(df) - 1) % 20000 == 0  # whole batches only
     assert df["value"].notna().all() and df["run_id"].notna().all()
@@ -137,7 +137,7 @@ def test_sigkill_mid_append_leaves_complete_rows(tmp_path):
     # a partial tail line, if the kill left one, is skipped and counted; appends still work
     store.append([_row(run="after")])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", StoreWarning)
         df2 = store.read()
     assert len(df2) == len(df) + 1 and df2.iloc[-1]["run_id"] == "after"
 
@@ -148,12 +148,28 @@ def test_reader_skips_a_truncated_tail_line(tmp_path):
     store.append([_row(run="b"), _row(run="c")])
     data = store.file.read_bytes()
     store.file.write_bytes(data[:-40])  # cut the second batch mid-line
-    with pytest.warns(RuntimeWarning, match="skipped 1"):
+    with pytest.warns(StoreWarning, match=r"line 2: unterminated \(a writer stopped mid-append\)"):
         df = store.read()
     assert df["run_id"].tolist() == ["a"] and store.skipped_lines == 1
     store.append([_row(run="d")])
-    with pytest.warns(RuntimeWarning):
+    with pytest.warns(StoreWarning, match="line 2: not a batch of rows"):  # no longer the last line
         assert store.read()["run_id"].tolist() == ["a", "d"]
+
+
+def test_reader_names_malformed_rows_it_leaves_out(tmp_path):
+    store = ResultStore(tmp_path / "t")
+    store.append([_row(run="a")])
+    good = json.loads(store.file.read_text())
+    bad = [{**good["rows"][0], "run_id": "nan-value", "value": None}, {"run_id": "no-metric"}, "text"]
+    with open(store.file, "a") as fh:
+        fh.write(json.dumps({"v": 1, "rows": [*bad, {**good["rows"][0], "run_id": "b"}]}) + "\n")
+    with pytest.warns(StoreWarning) as info:
+        df = store.read()
+    assert df["run_id"].tolist() == ["a", "b"]
+    assert store.notes == ["line 2, row 1: value None is not a finite number",
+                           "line 2, row 2: missing checkpoint_step, metric, value, protocol",
+                           "line 2, row 3: a str, not a row"]
+    assert "line 2, row 1" in str(info[0].message)
 
 
 def test_read_10000_rows_is_fast(tmp_path):
