@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from hdfm_bench.core.config import BACKENDS, DOCS, RunConfig
+from hdfm_bench.core.io import check_output_file
 from hdfm_bench.core.overrides import OverrideError, parse_assignments
 from hdfm_bench.core.signals import EXIT_TERMINATED, Preempted, Terminated, Termination
 from hdfm_bench.core.threads import THREADS_ENV, set_threads
@@ -127,10 +129,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if len(fields["seed"]) != 1:
         raise ValueError("sample takes one --seed")
     fields["seed"] = fields["seed"][0]
-    out = generate(args.run, SamplingSettings(**fields), progress=True)
-    stem = args.out or (Path(args.run) / SAMPLES_DIR / (
-        f"{out['protocol']['sampler']}-{out['protocol']['steps']}-cfg{args.cfg_scale:g}-ema{args.ema}-"
-        f"seed{fields['seed']}"))
+    settings = SamplingSettings(**fields)
+    folder = args.out is None or args.out.endswith(("/", os.sep)) or Path(args.out).is_dir()
+    if not folder:
+        for ext in ("png", "pt", "json"):
+            check_output_file(f"{args.out}.{ext}", "--out")
+    elif args.out is not None:
+        check_output_file(Path(args.out) / "x", "--out")
+    if args.save_samples:
+        check_output_file(args.save_samples, "--save-samples")
+    out = generate(args.run, settings, progress=True)
+    name = (f"{out['protocol']['sampler']}-{out['protocol']['steps']}-cfg{args.cfg_scale:g}-ema{args.ema}-"
+            f"seed{fields['seed']}")
+    stem = (Path(args.out) / name if args.out else Path(args.run) / SAMPLES_DIR / name) if folder else args.out
     files = write_samples(out, stem)
     if args.save_samples:
         from hdfm_bench.sampling.output import SampleWriter
@@ -155,9 +166,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     store.check_writable()  # before any work: a bad --store must not cost an evaluation
     fields = _sampling_fields(args)
     seeds = fields.pop("seed")
-    for seed in seeds:  # the seed ritual: several disjoint image-seed ranges, one evaluation each
-        settings = EvalSettings(**fields, seed=seed, extractor=args.extractor, reference_split=args.reference_split,
-                                reference=args.reference, metrics=tuple(args.metrics), shards=args.shards)
+    all_settings = [EvalSettings(**fields, seed=seed, extractor=args.extractor, reference_split=args.reference_split,
+                                 reference=args.reference, metrics=tuple(args.metrics), shards=args.shards)
+                    for seed in seeds]  # all validated before the first evaluation
+    for settings in all_settings:  # the seed ritual: several disjoint image-seed ranges, one evaluation each
         if args.shard is not None:  # one shard only (e.g. one array task); merged when all exist
             ev = Evaluation(args.run, settings)
             folder = Path(args.shard_dir) if args.shard_dir else Path(args.run) / "eval-shards"
@@ -191,8 +203,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     """An image folder → an EDM-style dataset zip (and optionally its reference statistics)."""
     from hdfm_bench.tasks.prepare import prepare_zip
 
-    if args.reference_stats and Path(args.reference_stats).suffix != ".npz":
-        raise ValueError(f"--reference-stats must name an .npz file, got {args.reference_stats}")
+    if args.reference_stats:  # checked before any image is encoded
+        from hdfm_bench.evaluation.metrics.extractors import get_extractor_info
+
+        check_output_file(args.reference_stats, "--reference-stats", (".npz",))
+        get_extractor_info(args.extractor)
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     out = prepare_zip(args.source, args.dest, args.resolution, split=args.split, workers=args.workers,
                       on_error=args.on_error, progress=True)
     for error in out["skipped"]:
@@ -225,11 +242,16 @@ def _read_store(path: str):
     from hdfm_bench.evaluation.store import ResultStore, StoreWarning
 
     store = ResultStore(path)
+    if Path(path).is_file() and store.file != Path(path):
+        raise ValueError(f"--store {path} is not a results store (a store is a .jsonl file or a folder holding one)")
     if not store.file.is_file():
         raise FileNotFoundError(f"results store not found: {store.file}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StoreWarning)
         df = store.read()
+    if df.empty and store.notes:
+        raise ValueError(f"results store {store.file} holds no readable rows ({store.notes[0]}"
+                         + (f"; and {len(store.notes) - 1} more" if len(store.notes) > 1 else "") + ")")
     for note in store.notes:
         print(f"note: {store.file}: left out {note}", file=sys.stderr)
     return df
@@ -248,6 +270,10 @@ def cmd_table(args: argparse.Namespace) -> int:
             raise ValueError(f"sweep {args.spec}: no results stored yet (see hdfm-bench status {args.spec})")
     else:
         df = _read_store(args.store)
+        if df.empty:
+            raise ValueError(f"no results to tabulate in {args.store}")
+    if args.out:
+        check_output_file(args.out, "--out")
     metrics = args.metric or [m for m in TABLE_METRICS if m in set(df.get("metric", []))]
     text, warnings = tables.make_table(df, fmt=args.format, columns=metrics, allow_mixed=args.allow_mixed,
                                        split=args.split)
@@ -264,6 +290,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from hdfm_bench.evaluation import plots
 
     df = _read_store(args.store)
+    if df.empty:
+        raise ValueError(f"no results to plot in {args.store}")
     out = Path(args.out_dir)
     kinds = args.kind or PLOT_KINDS
 
@@ -309,6 +337,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(sw.dry_run(sweep, args.executor))
         return 0
+    if args.executor == "slurm":  # before the plan is printed: nothing is submitted without the client
+        from hdfm_bench.sweeps.submitit_adapter import missing_slurm_commands
+
+        if missing_slurm_commands():
+            raise ValueError(f"executor 'slurm' needs the Slurm client on PATH ({', '.join(missing_slurm_commands())} "
+                             "not found); use --executor local to run here")
     todo, by_state = sw.plan(sweep, args.retry_failed)
     counts = ", ".join(f"{len(v)} {k}" for k, v in by_state.items() if v)
     print(f"sweep '{sweep.name}': {len(sweep.runs)} run(s) ({counts}); submitting {len(todo)} via executor "
@@ -421,7 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "grid, the uint8 samples (.pt) and the protocol (.json).")
     p.add_argument("run", help="run directory (holds checkpoint.pt)")
     _add_sampling_args(p, n_default=100)
-    p.add_argument("--out", default=None, help="output stem (default: RUN/samples/<sampler>-<steps>-cfg-ema-seed)")
+    p.add_argument("--out", default=None, help="output stem: STEM.png, STEM.pt, STEM.json; a folder (existing, or "
+                                               "ending in /) gets the default name inside it (default: "
+                                               "RUN/samples/<sampler>-<steps>-cfg-ema-seed)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("evaluate", help="sample a run and store FID/KID/PR + spectral ratios, protocol-stamped",

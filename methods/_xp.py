@@ -76,7 +76,19 @@ def check_data(x: Array, name: str = "x") -> None:
     check_finite(x, name)
 
 
+def same_library(a: Any, ref: Array) -> bool:
+    try:
+        aac.array_namespace(a, ref)
+    except TypeError:  # not an array, or arrays of two libraries
+        return False
+    return True
+
+
 def check_like(a: Array, ref: Array, name: str, ref_name: str = "x") -> None:
+    """``a`` must be an array of the same library and shape as ``ref``, finite."""
+    if not same_library(a, ref):
+        raise ValueError(f"{name} is a {type(a).__module__}.{type(a).__name__} but {ref_name} is a "
+                         f"{type(ref).__module__}.{type(ref).__name__}; pass arrays of one library")
     if tuple(a.shape) != tuple(ref.shape):
         raise ValueError(
             f"{name} has shape {tuple(a.shape)} but {ref_name} has shape {tuple(ref.shape)}; they must match"
@@ -86,6 +98,8 @@ def check_like(a: Array, ref: Array, name: str, ref_name: str = "x") -> None:
 
 def check_t(t: Array, batch: int | None = None) -> None:
     """``t`` must be a finite (B,) array in [0, 1] (t = 0 the source, t = 1 the data)."""
+    if not hasattr(t, "ndim"):
+        raise ValueError(f"t must be a (B,) array with one time per sample, got {type(t).__name__} {t!r}")
     if t.ndim != 1 or (batch is not None and t.shape[0] != batch):
         want = f"({batch},)" if batch is not None else "(B,)"
         raise ValueError(f"t has shape {tuple(t.shape)}; expected {want}, one time per sample")

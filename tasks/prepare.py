@@ -53,6 +53,10 @@ def prepare_zip(source: str | os.PathLike, dest: str | os.PathLike, resolution: 
     if split not in task.splits:
         raise TaskError(f"prepare: {source} has no split '{split}'; splits: {', '.join(task.splits)}")
     files = task.files(split)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise TaskError(f"prepare: --workers must be an integer >= 1, got {workers!r}")
+    if dest.is_dir():
+        raise TaskError(f"prepare: the destination {dest} is an existing folder; name a .zip file")
     workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
     items = [(str(p), resolution) for p, _ in files]
     labels, skipped = [], []

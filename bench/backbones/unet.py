@@ -162,7 +162,8 @@ def build_unet(shape: tuple[int, ...], num_classes: int = 0, size: str = "tiny",
     """Build an ADM-style UNet for images of ``shape`` = (C, H, W); see PRESETS for ``size``."""
     p = resolve_params("unet", PRESETS, size, overrides)
     if len(shape) != 3:
-        raise BackboneError(f"unet: needs an image shape (C, H, W), got {tuple(shape)}")
+        raise BackboneError(f"backbone unet needs images (C, H, W), got shape {tuple(shape)}: use --backbone mlp "
+                            "for 1-D signals")
     for key in ("channels", "num_res_blocks", "heads", "groups"):
         p[key] = as_int("unet", key, p[key], minimum=1)
     p["dropout"] = as_float("unet", "dropout", p["dropout"], hi=1.0)

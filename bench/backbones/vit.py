@@ -220,7 +220,8 @@ def build_vit(shape: tuple[int, ...], num_classes: int = 0, size: str = "tiny", 
     """Build a JiT-style ViT for images of ``shape`` = (C, H, W); see PRESETS for ``size``."""
     p = resolve_params("vit", PRESETS, size, overrides)
     if len(shape) != 3:
-        raise BackboneError(f"vit: needs an image shape (C, H, W), got {tuple(shape)}")
+        raise BackboneError(f"backbone vit needs images (C, H, W), got shape {tuple(shape)}: use --backbone mlp "
+                            "for 1-D signals")
     for key in ("width", "depth", "heads", "patch", "bottleneck"):
         p[key] = as_int("vit", key, p[key], minimum=1)
     for key in ("in_context_tokens", "in_context_start"):

@@ -106,6 +106,7 @@ class RunConfig:
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.warmup >= 0, f"warmup must be >= 0, got {self.warmup}"),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
             (0 <= self.beta1 < 1, f"beta1 must lie in [0, 1), got {self.beta1}"),
             (0 <= self.beta2 < 1, f"beta2 must lie in [0, 1), got {self.beta2}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
@@ -161,6 +162,8 @@ class RunConfig:
         data: dict[str, Any] = {}
         if path is not None:
             p = Path(path)
+            if p.is_dir():
+                raise RunConfigError(f"config {p} is a folder, not a TOML file")
             if not p.is_file():
                 raise RunConfigError(f"config file not found: {p}")
             try:

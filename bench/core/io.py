@@ -84,6 +84,24 @@ def stale_temporaries(dest: str | os.PathLike) -> list[Path]:
     return sorted(dest.parent.glob(f".{dest.name}.*")) if dest.parent.is_dir() else []
 
 
+def check_output_file(dest: str | os.PathLike, option: str = "--out", suffixes: tuple[str, ...] = ()) -> Path:
+    """Refuse, before any work, an output file that cannot be written where it is named: an existing
+    folder, a parent that is a file, or (``suffixes``) the wrong kind of name. Returns the path."""
+    dest = Path(dest)
+    if suffixes and dest.suffix.lower() not in suffixes:
+        raise ValueError(f"{option} must name a {' or '.join(suffixes)} file, got {dest}")
+    if dest.is_dir():
+        raise ValueError(f"{option} {dest} is an existing folder; name a file")
+    parent = dest.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {dest}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{option} {dest}: {parent} is not writable")
+    return dest
+
+
 def write_text(dest: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``dest`` atomically."""
     with atomic_path(dest) as tmp:
@@ -161,4 +179,5 @@ def append_line(dest: str | os.PathLike, line: str, fsync: bool = False) -> None
 
 
 __all__ = ["atomic_path", "write_text", "write_bytes", "write_with", "append_line", "fsync_dir",
-           "stale_temporaries", "locked", "DiskFull", "disk_full_names"]
+           "stale_temporaries", "locked", "DiskFull", "disk_full_names",
+           "check_output_file"]

@@ -37,7 +37,11 @@ def plot_metric_vs_nfe(df: pd.DataFrame, dest: str | Path, metric: str = "fid") 
     sub = df[df["metric"] == metric].copy()
     if sub.empty:
         raise TableError(f"no '{metric}' rows to plot")
-    sub["nfe"] = protocol_frame(sub)["nfe"].astype(float).values
+    proto = protocol_frame(sub)
+    if "nfe" not in proto or proto["nfe"].isna().any():
+        raise TableError(f"the '{metric}' rows do not all record a counted nfe in their protocol; cannot plot "
+                         f"{metric} against NFE")
+    sub["nfe"] = proto["nfe"].astype(float).values
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     sns.lineplot(data=sub, x="nfe", y="value", hue="method", marker="o", ax=ax, errorbar="sd")
     ax.set_xlabel("network evaluations (counted)")

@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from hdfm_bench.core.hashing import file_sha256
+from hdfm_bench.core.io import check_output_file
 from hdfm_bench.tasks import TASKS, get_task
 
 from .metrics.extractors import MetricError
@@ -68,6 +69,9 @@ def reference_statistics(source: str | os.PathLike, out: str | os.PathLike, *, s
     out = Path(out)
     if out.suffix != ".npz":
         raise MetricError(f"--out must name an .npz file, got {out}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise MetricError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
+    check_output_file(out, "--out")
     ext = Extractor(extractor)  # an unknown extractor fails here, before any image is read
     text = os.fspath(source)
     if text in TASKS:

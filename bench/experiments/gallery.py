@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid
 
+from hdfm_bench.core.io import check_output_file
 from hdfm_bench.evaluation import plots
 from hdfm_bench.methods import get_path, list_paths
 from hdfm_bench.tasks import colour_image, digit_image
@@ -31,6 +32,9 @@ def make_gallery(out: str | Path = "results/paths.png", times: Sequence[float] =
     columns = t (0 = source, 1 = data); a digit on the left, a colour photo on the right."""
     if not times or any(not 0 <= t <= 1 for t in times):
         raise ValueError(f"gallery times must lie in [0, 1]; got {list(times)}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"gallery --seed must be an integer >= 0, got {seed!r}")
+    check_output_file(out, "--out", (".png",))
     plt, _ = plots.pyplot()
     images = {"digit (sklearn, 8x8 -> 32x32)": digit_image(0, 32),
               "photo (sklearn china.jpg, 64x64)": colour_image("china.jpg", 64)}

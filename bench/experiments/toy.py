@@ -71,6 +71,7 @@ def reproduce_toy(quick: bool = False, out: str | Path = "results/toy", dist: st
     from hdfm_bench.training.jax_vmapped import train_models
 
     setup = QUICK if quick else FULL
+    get_task("toy", dist=dist, dim=setup["dims"][0])  # an unknown --dist fails here, before any work
     out = Path(out) / ("quick" if quick else "")
     rows, scatter, timings, traj = [], {}, {}, None
     groups = [(p, d) for p in setup["paths"] for d in setup["dims"]]

@@ -51,6 +51,8 @@ class SamplingSettings:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
                 raise ConfigError(f"{name.replace('_', '-')} must be a finite number, got {v!r}")
+        if self.cfg_scale < 0:
+            raise ConfigError(f"cfg-scale must be >= 0 (1 = no guidance, 0 = unconditional), got {self.cfg_scale!r}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ConfigError(f"ema must be a decay in (0, 1) or none, got {self.ema!r}")
         lo, hi = self.cfg_interval if len(self.cfg_interval) == 2 else (math.nan, math.nan)

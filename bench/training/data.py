@@ -38,6 +38,25 @@ def worker_start_method(pin: bool) -> str:
     return "spawn" if pin or "jax" in sys.modules else "fork"
 
 
+def next_batch(batches):
+    """The next batch of a DataLoader iterator; an error in a worker process comes out as that error with
+    its own message (torch wraps it in "Caught ... in DataLoader worker process k. Original Traceback")."""
+    try:
+        return next(batches)
+    except Exception as err:
+        text = str(err)
+        if "Original Traceback" not in text:
+            raise
+        marker = f"{type(err).__name__}: "  # the worker's own "…Error: message", the traceback's last line
+        at = text.rfind(marker)
+        message = text[at + len(marker):].strip() if at >= 0 else text.strip().splitlines()[-1]
+        try:
+            clean = type(err)(message)
+        except Exception:
+            clean = RuntimeError(message)
+        raise clean from None
+
+
 def batch_loader(dataset: Dataset, batches: StepBatches, workers: int, pin: bool = False) -> DataLoader:
     """A DataLoader over ``batches``: ``workers`` processes decode ahead (2 batches each), pinned
     memory for a GPU; items are stacked into (x, y)."""
@@ -48,4 +67,4 @@ def batch_loader(dataset: Dataset, batches: StepBatches, workers: int, pin: bool
     return DataLoader(dataset, batch_sampler=batches, **kwargs)
 
 
-__all__ = ["StepBatches", "batch_loader", "worker_start_method"]
+__all__ = ["StepBatches", "batch_loader", "next_batch", "worker_start_method"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,11 +129,15 @@ def owned_run(run_dir: Path, cfg: RunConfig, leader: bool = True) -> Iterator[No
     The leader takes the run lock (core.runlock; a second trainer of the same run refuses), removes the
     temporaries an earlier process killed mid-save left (``.checkpoint.pt.*``, ``.run.json.*``), and
     records any error that ends training (not only a non-finite loss) as ``status = failed`` with its
-    last line in ``run.json``; a stop on request (SIGTERM, preemption, Ctrl-C) is not a failure."""
+    last line in ``run.json``; a stop on request (SIGTERM, preemption, Ctrl-C) is not a failure. A folder
+    this call created is removed again when training fails before its first checkpoint (e.g. the
+    first batch holds an unreadable image): a failed start leaves no empty run directory."""
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     if not leader:
         yield
         return
+    discard = False
     with run_lock(run_dir):
         for tmp in stale_temporaries(checkpoint_path(run_dir)) + stale_temporaries(record_path(run_dir)):
             tmp.unlink(missing_ok=True)
@@ -141,10 +146,14 @@ def owned_run(run_dir: Path, cfg: RunConfig, leader: bool = True) -> Iterator[No
         except (Preempted, Interrupted, RunLocked):
             raise
         except Exception as err:
-            if read_record(run_dir).get("status") != "failed" and record_path(run_dir).exists():
+            discard = created and not checkpoint_path(run_dir).exists()
+            if not discard and read_record(run_dir).get("status") != "failed" and record_path(run_dir).exists():
                 with contextlib.suppress(OSError):  # e.g. the disk is full: the error itself says so
                     record(run_dir, cfg, status="failed", error=one_line_error(err))
             raise
+        finally:
+            if discard:
+                shutil.rmtree(run_dir, ignore_errors=True)
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------

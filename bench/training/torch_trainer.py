@@ -38,7 +38,7 @@ from hdfm_bench.tasks import one_line
 
 from . import checkpoint as ckpt
 from .build import build, compile_module, resolve_device
-from .data import StepBatches, batch_loader
+from .data import StepBatches, batch_loader, next_batch
 from .distributed import RankFailure, check_divisible, mean_over_ranks, rank_and_world, timeout_s
 from .rules import (
     Interrupted,
@@ -201,7 +201,7 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
                     raise Interrupted(f"stopped before step {step}")
                 t0 = time.perf_counter()
                 if task.streaming:
-                    x, y_data = next(batches)
+                    x, y_data = next_batch(batches)
                     x = x.to(device, non_blocking=True)
                 else:
                     idx = batch_indices(cfg, n_data, step)[shard]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 
 from .base import TARGETS, ConfigError, Path
@@ -28,7 +29,14 @@ def list_paths() -> list[str]:
 
 
 def _coerce(cls: type[Path], name: str, value):
-    """Accept python values of the declared type (ints for floats; strings from a CLI)."""
+    """Accept python values of the declared type (ints for floats; strings from a CLI); numbers finite."""
+    value = _coerce_type(cls, name, value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"path '{cls.name}': parameter '{name}' must be a finite number, got {value}")
+    return value
+
+
+def _coerce_type(cls: type[Path], name: str, value):
     kind = typing.get_type_hints(cls)[name]
     if isinstance(value, str) and kind is not str:
         text = value.strip().lower()

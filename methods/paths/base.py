@@ -19,7 +19,17 @@ from typing import ClassVar
 import array_api_compat as aac
 
 from .. import spectral
-from .._xp import Array, check_data, check_like, check_t, per_sample
+from .._xp import Array, check_data, check_like, check_t, per_sample, same_library
+
+
+def check_output(pred: Array, ref: Array, ref_name: str = "x") -> None:
+    """A network's prediction must be an array of ``ref``'s library and shape (one value per pixel)."""
+    if not hasattr(pred, "shape") or tuple(pred.shape) != tuple(ref.shape):
+        got = tuple(pred.shape) if hasattr(pred, "shape") else type(pred).__name__
+        raise ValueError(f"the network output has shape {got}; expected {tuple(ref.shape)}, the shape of {ref_name}")
+    if not same_library(pred, ref):  # shape and library only: no read-back inside a sampler's loop
+        raise ValueError(f"the network output is a {type(pred).__module__}.{type(pred).__name__} but {ref_name} is a "
+                         f"{type(ref).__module__}.{type(ref).__name__}; pass arrays of one library")
 
 
 class ConfigError(ValueError):
@@ -142,6 +152,7 @@ class Path:
 
     def convert(self, pred: Array, src: str, dst: str, z: Array, t: Array) -> Array:
         """Convert a prediction of kind ``src`` into kind ``dst`` given z and t (docs/methods.md §2.4)."""
+        check_output(pred, z, "z")
         if src == dst:
             return pred
         reason = self.conversion_refusal(src, dst)
@@ -176,6 +187,7 @@ class Path:
         """
         norm = norm or self.default_norm
         require(norm in NORMS, f"unknown loss norm '{norm}'; known: {', '.join(NORMS)}")
+        check_output(raw, x)
         xp = aac.array_namespace(raw)
         axes = tuple(range(1, raw.ndim))
         if loss_space == target:

@@ -21,6 +21,10 @@ from tests.helpers import data, make_path
     (lambda: get_path("blurring_diffusion", d_min=2.0), "d_min must lie in"),
     (lambda: Objective(get_path("hdfm"), "score"), "unknown target 'score'"),
     (lambda: Objective(get_path("hdfm"), "x", "x", "huber"), "unknown loss norm 'huber'"),
+    (lambda: get_path("hdfm", a=float("inf")), "path 'hdfm': parameter 'a' must be a finite number, got inf"),
+    (lambda: get_path("noise_fm", noise_scale="nan"), "parameter 'noise_scale' must be a finite number, got nan"),
+    (lambda: get_path("blurring_diffusion", sigma_blur_max=float("inf")), "'sigma_blur_max' must be a finite"),
+    (lambda: get_path("ihdm", noise_std=float("-inf")), "'noise_std' must be a finite number"),
 ])
 def test_bad_configuration(call, match):
     with pytest.raises(ConfigError, match=match) as info:
@@ -76,3 +80,20 @@ def test_method_specific_refusals():
         get_path("cold_blur").prior(eps)
     with pytest.raises(ValueError, match="data has shape"):
         make_path("ihdm").prior(eps, x[:1])
+
+
+def test_api_misuse_is_named_not_a_bare_python_error():
+    """A scalar t, arrays of two libraries, and a network output of the wrong shape or library."""
+    path = get_path("hdfm")
+    x, eps, t = torch.zeros(2, 1, 8, 8), torch.randn(2, 1, 8, 8), torch.full((2,), 0.5)
+    with pytest.raises(ValueError, match=r"t must be a \(B,\) array with one time per sample, got float 0.5"):
+        path.corrupt(x, eps, 0.5)
+    with pytest.raises(ValueError, match="eps is a torch.Tensor but x is a numpy.ndarray; pass arrays of one library"):
+        path.corrupt(x.numpy(), eps, t.numpy())
+    z = path.corrupt(x, eps, t)
+    obj = Objective(path)
+    with pytest.raises(ValueError, match=r"network output has shape \(2, 1, 4, 4\); expected \(2, 1, 8, 8\)"):
+        obj.loss(torch.zeros(2, 1, 4, 4), x, eps, t, z)
+    with pytest.raises(ValueError, match="network output is a numpy.ndarray but z is a torch.Tensor"):
+        path.convert(z.numpy(), "x", "v", z, t)
+    assert path.convert(z, "x", "v", z, t).shape == z.shape  # the right call still works

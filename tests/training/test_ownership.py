@@ -220,3 +220,23 @@ def test_sigterm_still_releases_the_lock(tmp_path):
     assert proc.returncode == 143
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert not (run_dir / LOCK_FILE).exists() and read_record(run_dir)["status"] == "running"
+
+
+def test_an_unreadable_image_is_named_in_one_line_and_leaves_no_run_directory(tmp_path):
+    from PIL import Image
+
+    for c in "ab":
+        (tmp_path / "images" / "train" / c).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (16, 16), (40 * i, 0, 0)).save(tmp_path / "images" / "train" / c / f"{i}.png")
+    bad = tmp_path / "images" / "train" / "a" / "bad.png"
+    bad.write_bytes(b"not an image")
+    out = tmp_path / "runs"
+    res = subprocess.run(_cli("train", "--task", "imagefolder", "--task-params", f"root={tmp_path / 'images'}",
+                              "--task-params", "resolution=16", "--steps", "3", "--batch-size", "10",
+                              "--backbone-params", "patch=4", "--out-dir", str(out), "--no-progress", "--threads", "1"),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [f"hdfm-bench: error: cannot read image {bad}: UnidentifiedImageError: "
+                                               f"cannot identify image file '{bad}'"]
+    assert not out.exists() or list(out.iterdir()) == []

@@ -140,6 +140,8 @@ def load_statistics(path: str | os.PathLike) -> dict[str, Any]:
             arrays = {k: npz[k] for k in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
         why = " ".join(str(err).split()) or type(err).__name__
+        if "pickle" in why:  # numpy would suggest unpickling it (allow_pickle=True): never
+            why = "not an .npz of plain arrays"
         raise MetricError(f"cannot read reference statistics {path}: {why}") from None
     if "mu" not in arrays or "sigma" not in arrays:
         raise MetricError(f"{path} has no 'mu' and 'sigma' arrays (keys: {', '.join(sorted(arrays)) or 'none'}): "
