@@ -131,7 +131,8 @@ def owned_run(run_dir: Path, cfg: RunConfig, leader: bool = True) -> Iterator[No
     records any error that ends training (not only a non-finite loss) as ``status = failed`` with its
     last line in ``run.json``; a stop on request (SIGTERM, preemption, Ctrl-C) is not a failure. A folder
     this call created is removed again when training fails before its first checkpoint (e.g. the
-    first batch holds an unreadable image): a failed start leaves no empty run directory."""
+    first batch holds an unreadable image), unless the loss became non-finite: a failed start leaves
+    no empty run directory."""
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     if not leader:
@@ -146,7 +147,9 @@ def owned_run(run_dir: Path, cfg: RunConfig, leader: bool = True) -> Iterator[No
         except (Preempted, Interrupted, RunLocked):
             raise
         except Exception as err:
-            discard = created and not checkpoint_path(run_dir).exists()
+            # a failed start (bad data, a crash before any checkpoint) leaves nothing; a non-finite loss is
+            # a finding about the config and keeps its record
+            discard = created and not checkpoint_path(run_dir).exists() and not isinstance(err, TrainingFailed)
             if not discard and read_record(run_dir).get("status") != "failed" and record_path(run_dir).exists():
                 with contextlib.suppress(OSError):  # e.g. the disk is full: the error itself says so
                     record(run_dir, cfg, status="failed", error=one_line_error(err))
