@@ -34,6 +34,18 @@ def read_record(run_dir: str | Path) -> dict[str, Any]:
     return rec if isinstance(rec, dict) else {}
 
 
+def record_problem(run_dir: str | Path) -> str | None:
+    """Why the run record exists but cannot be used (not JSON, not an object), else None."""
+    path = record_path(run_dir)
+    if not path.exists():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return f"{path} is unreadable ({type(err).__name__}: {' '.join(str(err).split())[:120]})"
+    return None if isinstance(rec, dict) else f"{path} holds a {type(rec).__name__}, not a run record"
+
+
 def update_record(run_dir: str | Path, run_id: str, config: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """Merge ``fields`` (plus run id and config) into the run record and write it atomically."""
     rec = read_record(run_dir)
@@ -43,4 +55,4 @@ def update_record(run_dir: str | Path, run_id: str, config: dict[str, Any], **fi
 
 
 __all__ = ["CHECKPOINT_FILE", "RECORD_FILE", "SAMPLES_DIR", "checkpoint_path", "record_path", "read_record",
-           "update_record"]
+           "update_record", "record_problem"]

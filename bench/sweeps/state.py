@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hdfm_bench.core.rundir import read_record
+from hdfm_bench.core.rundir import read_record, record_problem
 from hdfm_bench.evaluation.store import ResultStore
 
 from .spec import Sweep
@@ -52,7 +52,10 @@ def status(sweep: Sweep) -> list[dict]:
                "executor": job["executor"] if job else "", "detail": "", "log": "", "live": False}
         if js:
             row["log"] = js.get("log", "")
-        if trained and n_eval == len(keys):
+        problem = record_problem(run.config.run_dir())
+        if problem:
+            row.update(state="failed", detail=problem)
+        elif trained and n_eval == len(keys):
             row["state"] = "done"
         elif rec.get("status") == "failed":
             row.update(state="failed", detail=rec.get("error", "training failed"))

@@ -18,7 +18,14 @@ import torch
 
 from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.io import stale_temporaries
-from hdfm_bench.core.rundir import RECORD_FILE, checkpoint_path, read_record, record_path, update_record
+from hdfm_bench.core.rundir import (
+    RECORD_FILE,
+    checkpoint_path,
+    read_record,
+    record_path,
+    record_problem,
+    update_record,
+)
 from hdfm_bench.core.runlock import RunLocked, run_lock
 from hdfm_bench.core.signals import Preempted
 
@@ -140,6 +147,10 @@ def owned_run(run_dir: Path, cfg: RunConfig, leader: bool = True) -> Iterator[No
         return
     discard = False
     with run_lock(run_dir):
+        problem = record_problem(run_dir)
+        if problem:  # never silently replaced: it holds the run's history and where each invocation began
+            raise ckpt.CheckpointError(f"{problem}; the checkpoint is untouched — move the record aside to train on "
+                                       f"(a new one is started from the checkpoint)")
         for tmp in stale_temporaries(checkpoint_path(run_dir)) + stale_temporaries(record_path(run_dir)):
             tmp.unlink(missing_ok=True)
         try:

@@ -221,6 +221,17 @@ def test_debug_executor_records_a_failed_job_never_opens_a_debugger_and_exits_no
     assert {r["state"] for r in sw.status(s)} == {"done"}
 
 
+def test_status_names_a_corrupt_run_record(tmp_path, capsys):
+    spec = write_spec(tmp_path, grid='path = ["noise_fm"]', steps=4)
+    assert main(["sweep", str(spec), "--executor", "debug"]) == 0
+    s = sw.Sweep.load(spec)
+    rec = s.runs[0].config.run_dir() / "run.json"
+    rec.write_text("[1, 2")
+    (row,) = sw.status(s)
+    assert row["state"] == "failed" and row["detail"].startswith(f"{rec} is unreadable")
+    assert main(["status", str(spec)]) == 1
+
+
 def _wait(cond, timeout, what):
     deadline = time.monotonic() + timeout
     while not cond():

@@ -240,3 +240,16 @@ def test_an_unreadable_image_is_named_in_one_line_and_leaves_no_run_directory(tm
     assert res.stderr.strip().splitlines() == [f"hdfm-bench: error: cannot read image {bad}: UnidentifiedImageError: "
                                                f"cannot identify image file '{bad}'"]
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_corrupt_run_record_is_named_and_never_replaced(tmp_path):
+    cfg = cfg_for(tmp_path, steps=2, checkpoint_every=2)
+    train(cfg, progress=False)
+    rec = record_path(cfg.run_dir())
+    rec.write_text('{"run_id": ')  # a record cut short (e.g. by a copy)
+    with pytest.raises(ckpt.CheckpointError, match=rf"{rec} is unreadable \(JSONDecodeError: .*\); the checkpoint is "
+                                                   "untouched"):
+        train(cfg, progress=False)
+    assert rec.read_text() == '{"run_id": ' and not (cfg.run_dir() / LOCK_FILE).exists()
+    rec.unlink()  # moved aside: training goes on from the checkpoint
+    assert train(cfg, progress=False).record["status"] == "done"
