@@ -234,9 +234,10 @@ def cmd_train_extractor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_store(path: str):
+def _read_store(path: str, use: str):
     """A results store as a frame; what it had to leave out is printed as notes (line numbers), not as a
-    Python warning; a store that does not exist is an error, not an empty table."""
+    Python warning; a store that does not exist or holds no rows is an error naming it (``use``: what the
+    rows were for)."""
     import warnings
 
     from hdfm_bench.evaluation.store import ResultStore, StoreWarning
@@ -252,6 +253,8 @@ def _read_store(path: str):
     if df.empty and store.notes:
         raise ValueError(f"results store {store.file} holds no readable rows ({store.notes[0]}"
                          + (f"; and {len(store.notes) - 1} more" if len(store.notes) > 1 else "") + ")")
+    if df.empty:
+        raise ValueError(f"no results to {use} in {path}")
     for note in store.notes:
         print(f"note: {store.file}: left out {note}", file=sys.stderr)
     return df
@@ -269,9 +272,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         if df.empty:
             raise ValueError(f"sweep {args.spec}: no results stored yet (see hdfm-bench status {args.spec})")
     else:
-        df = _read_store(args.store)
-        if df.empty:
-            raise ValueError(f"no results to tabulate in {args.store}")
+        df = _read_store(args.store, "tabulate")
     if args.out:
         check_output_file(args.out, "--out")
     metrics = args.metric or [m for m in TABLE_METRICS if m in set(df.get("metric", []))]
@@ -289,9 +290,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from hdfm_bench.core.rundir import read_record
     from hdfm_bench.evaluation import plots
 
-    df = _read_store(args.store)
-    if df.empty:
-        raise ValueError(f"no results to plot in {args.store}")
+    df = _read_store(args.store, "plot")
     out = Path(args.out_dir)
     kinds = args.kind or PLOT_KINDS
 
@@ -338,11 +337,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(sw.dry_run(sweep, args.executor))
         return 0
     if args.executor == "slurm":  # before the plan is printed: nothing is submitted without the client
-        from hdfm_bench.sweeps.submitit_adapter import missing_slurm_commands
+        from hdfm_bench.sweeps.submitit_adapter import require_slurm_client
 
-        if missing_slurm_commands():
-            raise ValueError(f"executor 'slurm' needs the Slurm client on PATH ({', '.join(missing_slurm_commands())} "
-                             "not found); use --executor local to run here")
+        require_slurm_client()
     todo, by_state = sw.plan(sweep, args.retry_failed)
     counts = ", ".join(f"{len(v)} {k}" for k, v in by_state.items() if v)
     print(f"sweep '{sweep.name}': {len(sweep.runs)} run(s) ({counts}); submitting {len(todo)} via executor "

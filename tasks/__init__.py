@@ -13,6 +13,7 @@ from .base import (
     TaskError,
     default_data_root,
     get_task,
+    last_line,
     list_tasks,
     one_line,
     register,
@@ -25,5 +26,5 @@ from .samples import colour_image, digit_image
 __all__ = [
     "digit_image", "colour_image",
     "TASKS", "Task", "TaskError", "Param", "get_task", "list_tasks", "register",
-    "default_data_root", "one_line", "fetch_wheel_member", "u8_to_unit", "unit_to_u8",
+    "default_data_root", "one_line", "last_line", "fetch_wheel_member", "u8_to_unit", "unit_to_u8",
 ]

@@ -35,6 +35,12 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+def last_line(err: BaseException) -> str:
+    """An exception as ``Type: the last line of its message`` (where a traceback-like message ends)."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    return f"{type(err).__name__}: {lines[-1]}" if lines else type(err).__name__
+
+
 def default_data_root() -> Path:
     """Where downloaded/cached data live: ``$HDFM_BENCH_DATA``, else ``~/.cache/hdfm-bench``."""
     env = os.environ.get("HDFM_BENCH_DATA")

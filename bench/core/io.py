@@ -61,21 +61,20 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with disk_full_names(dest):
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=dest.suffix or ".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        with disk_full_names(dest):
+        os.close(fd)
+        try:
             yield Path(tmp)
-        # mkstemp makes 0600 files: give the result the mode a plain open() would (or the old one).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, dest.stat().st_mode & 0o777 if dest.exists() else 0o666 & ~umask)
-        if os.path.exists(tmp):
-            _fsync_file(Path(tmp))
-        os.replace(tmp, dest)
-        fsync_dir(dest.parent)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            # mkstemp makes 0600 files: give the result the mode a plain open() would (or the old one).
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, dest.stat().st_mode & 0o777 if dest.exists() else 0o666 & ~umask)
+            if os.path.exists(tmp):
+                _fsync_file(Path(tmp))
+            os.replace(tmp, dest)
+            fsync_dir(dest.parent)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def stale_temporaries(dest: str | os.PathLike) -> list[Path]:
@@ -151,31 +150,30 @@ def append_line(dest: str | os.PathLike, line: str, fsync: bool = False) -> None
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     created = not dest.exists()
-    fd = os.open(dest, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with disk_full_names(dest):  # the line is truncated away first; the error names the file
+        fd = os.open(dest, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data  # a writer died mid-line: keep its partial line separate
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                view = memoryview(data)
-                while view:  # one write in practice; loop only on a short write
-                    n = os.write(fd, view)
-                    view = view[n:]
-                if fsync:
-                    os.fsync(fd)
-            except BaseException as err:
-                os.ftruncate(fd, size)  # all or nothing
-                if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise DiskFull(err.errno, f"disk full: no space left to append to {dest}") from None
-                raise
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # a writer died mid-line: keep its partial line separate
+                try:
+                    view = memoryview(data)
+                    while view:  # one write in practice; loop only on a short write
+                        n = os.write(fd, view)
+                        view = view[n:]
+                    if fsync:
+                        os.fsync(fd)
+                except BaseException:
+                    os.ftruncate(fd, size)  # all or nothing
+                    raise
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-    if fsync and created:
-        fsync_dir(dest.parent)
+            os.close(fd)
+        if fsync and created:
+            fsync_dir(dest.parent)
 
 
 __all__ = ["atomic_path", "write_text", "write_bytes", "write_with", "append_line", "fsync_dir",

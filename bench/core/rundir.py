@@ -25,25 +25,28 @@ def record_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / RECORD_FILE
 
 
+def _load_record(run_dir: str | Path) -> tuple[dict[str, Any], str | None]:
+    """(the record, or {}; why an existing record cannot be used, or None)."""
+    path = record_path(run_dir)
+    try:
+        rec = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, ValueError) as err:
+        return {}, f"{path} is unreadable ({type(err).__name__}: {' '.join(str(err).split())[:120]})"
+    if not isinstance(rec, dict):
+        return {}, f"{path} holds a {type(rec).__name__}, not a run record"
+    return rec, None
+
+
 def read_record(run_dir: str | Path) -> dict[str, Any]:
     """The run record as a dict; {} when there is none or it cannot be read."""
-    try:
-        rec = json.loads(record_path(run_dir).read_text())
-    except (OSError, ValueError):
-        return {}
-    return rec if isinstance(rec, dict) else {}
+    return _load_record(run_dir)[0]
 
 
 def record_problem(run_dir: str | Path) -> str | None:
     """Why the run record exists but cannot be used (not JSON, not an object), else None."""
-    path = record_path(run_dir)
-    if not path.exists():
-        return None
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        return f"{path} is unreadable ({type(err).__name__}: {' '.join(str(err).split())[:120]})"
-    return None if isinstance(rec, dict) else f"{path} holds a {type(rec).__name__}, not a run record"
+    return _load_record(run_dir)[1]
 
 
 def update_record(run_dir: str | Path, run_id: str, config: dict[str, Any], **fields: Any) -> dict[str, Any]:

@@ -50,6 +50,14 @@ from hdfm_bench.core.io import append_line, write_with
 __all__ = ["ResultStore", "StoreError", "StoreWarning", "REQUIRED", "OPTIONAL", "FILE_NAME"]
 
 REQUIRED = ("run_id", "checkpoint_step", "metric", "value", "protocol")
+OPTIONAL = ("method", "path", "target", "task", "created")
+_BASE_COLUMNS = (
+    "run_id", "checkpoint_step", "metric", "value",
+    "method", "path", "target", "task", "created", "protocol_hash", "protocol_json",
+)
+
+FILE_NAME = "results.jsonl"
+_FORMAT_VERSION = 1
 
 
 class StoreWarning(UserWarning):
@@ -69,13 +77,6 @@ def _row_problem(row: Any) -> str | None:
     if not isinstance(row["protocol"], dict):
         return "protocol is not a dict"
     return None
-OPTIONAL = ("method", "path", "target", "task", "created")
-_BASE_COLUMNS = (
-    "run_id", "checkpoint_step", "metric", "value",
-    "method", "path", "target", "task", "created", "protocol_hash", "protocol_json",
-)
-FILE_NAME = "results.jsonl"
-_FORMAT_VERSION = 1
 
 
 class StoreError(ValueError):

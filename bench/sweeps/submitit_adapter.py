@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import os
 import pickle
 import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from hdfm_bench.tasks import last_line
 
 #: the executors a sweep can use (never AutoExecutor: it picks Slurm whenever srun exists)
 EXECUTORS = ("local", "slurm", "debug")
@@ -43,6 +46,14 @@ def missing_slurm_commands() -> list[str]:
     return [c for c in ("srun", "sbatch", "sacct") if shutil.which(c) is None]
 
 
+def require_slurm_client() -> None:
+    """AdapterError (one line) when the Slurm client commands are not on PATH."""
+    missing = missing_slurm_commands()
+    if missing:
+        raise AdapterError(f"executor 'slurm' needs the Slurm client on PATH ({', '.join(missing)} not found); "
+                           f"use --executor local to run here")
+
+
 def job_resources(resources: dict[str, Any]) -> dict[str, Any]:
     """The resources as submitted: several GPUs per node mean one task (process) per GPU."""
     res = dict(resources)
@@ -57,10 +68,7 @@ def make_executor(kind: str, folder: Path, resources: dict[str, Any], job_name: 
     if kind not in EXECUTORS:
         raise AdapterError(f"unknown executor '{kind}'; known: {', '.join(EXECUTORS)}")
     if kind == "slurm":
-        missing = missing_slurm_commands()
-        if missing:
-            raise AdapterError(f"executor 'slurm' needs the Slurm client on PATH ({', '.join(missing)} not found); "
-                               f"use --executor local to run here")
+        require_slurm_client()
         ex = _submitit().SlurmExecutor(folder=folder)
         res.setdefault("job_name", job_name)
         ex.update_parameters(**res)
@@ -100,8 +108,6 @@ def run_debug_job(job) -> str | None:
     """Run a DebugExecutor job here, as submitit's ``DebugJob.results`` does (the job's environment),
     but without its post-mortem debugger: under a terminal a failing job would hang at ``(Pdb)``.
     Returns None on success, else the error's last line; a success is cached on the job."""
-    import os
-
     submission = job._submission
     if submission.done():
         return None
@@ -112,8 +118,7 @@ def run_debug_job(job) -> str | None:
         submission.result()
         return None
     except Exception as err:
-        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-        return f"{type(err).__name__}: {lines[-1]}" if lines else type(err).__name__
+        return last_line(err)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -208,6 +213,7 @@ def sacct_states(job_ids: list[str], folder: str) -> dict[str, str]:
 
 
 __all__ = ["EXECUTORS", "INTEGER_RESOURCES", "AdapterError", "valid_slurm_parameters", "missing_slurm_commands",
-           "make_executor", "submit_all", "run_debug_job", "sbatch_header", "job_environment", "preemption_signal",
+           "make_executor", "require_slurm_client",
+           "submit_all", "run_debug_job", "sbatch_header", "job_environment", "preemption_signal",
            "in_main_thread", "init_distributed", "processes", "job_resources", "requeue", "job_files", "read_result",
            "sacct_states"]

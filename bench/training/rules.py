@@ -28,6 +28,7 @@ from hdfm_bench.core.rundir import (
 )
 from hdfm_bench.core.runlock import RunLocked, run_lock
 from hdfm_bench.core.signals import Preempted
+from hdfm_bench.tasks import last_line
 
 from . import checkpoint as ckpt
 
@@ -123,12 +124,6 @@ def non_finite_failure(run_dir: Path, cfg: RunConfig, step: int, last_finite: fl
                           f"run recorded as failed in {run_dir / RECORD_FILE}")
 
 
-def one_line_error(err: BaseException) -> str:
-    """An exception as one line for run.json: its type and its message's last line."""
-    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    return f"{type(err).__name__}: {lines[-1]}" if lines else type(err).__name__
-
-
 @contextlib.contextmanager
 def owned_run(run_dir: Path, cfg: RunConfig, leader: bool = True) -> Iterator[None]:
     """The trainer's ownership of ``run_dir`` (created here, after the config was validated).
@@ -163,7 +158,7 @@ def owned_run(run_dir: Path, cfg: RunConfig, leader: bool = True) -> Iterator[No
             discard = created and not checkpoint_path(run_dir).exists() and not isinstance(err, TrainingFailed)
             if not discard and read_record(run_dir).get("status") != "failed" and record_path(run_dir).exists():
                 with contextlib.suppress(OSError):  # e.g. the disk is full: the error itself says so
-                    record(run_dir, cfg, status="failed", error=one_line_error(err))
+                    record(run_dir, cfg, status="failed", error=last_line(err))
             raise
         finally:
             if discard:
@@ -204,4 +199,4 @@ def load_own_checkpoint(path: Path, cfg: RunConfig) -> dict:
 
 __all__ = ["TrainingFailed", "Interrupted", "Preempted", "TrainResult", "lr_at", "ema_decay", "batch_indices",
            "budget", "record", "record_start", "record_done", "non_finite_failure", "checkpoint_payload",
-           "load_own_checkpoint", "owned_run", "check_not_older", "one_line_error"]
+           "load_own_checkpoint", "owned_run", "check_not_older"]
