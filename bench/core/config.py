@@ -41,6 +41,7 @@ DOCS = {
     "ema_decays": "EMA decays kept (sample with any)",
     "seed": "seed of init, data order, noise and times",
     "checkpoint_every": "checkpoint period in steps (also at the end)",
+    "keep_every": "also keep a copy of the checkpoint every this many steps (RUN/checkpoints/; 0 = none)",
     "device": "auto | cpu | cuda",
     "bf16": "bf16 autocast on a GPU",
     "bf16_on_cpu": "bf16 autocast on a CPU as well (part of the run id when true)",
@@ -83,6 +84,7 @@ class RunConfig:
     seed: int = 0
     # running (not part of the run id)
     checkpoint_every: int = 200
+    keep_every: int = 0       # 0: keep only the latest checkpoint
     device: str = "auto"      # auto | cpu | cuda
     bf16: bool = True         # bf16 autocast, used only on a GPU
     out_dir: str = "runs"
@@ -91,8 +93,8 @@ class RunConfig:
     workers: int = 2
     log_every: int = 10
 
-    RUN_ID_EXCLUDES: typing.ClassVar[tuple] = ("checkpoint_every", "device", "out_dir", "compile", "workers",
-                                               "log_every")
+    RUN_ID_EXCLUDES: typing.ClassVar[tuple] = ("checkpoint_every", "keep_every", "device", "out_dir", "compile",
+                                               "workers", "log_every")
     #: fields added later: part of the run id only when not at their default, so earlier ids stay valid
     RUN_ID_LATER: typing.ClassVar[dict] = {"backend": "torch", "bf16_on_cpu": False}
 
@@ -113,6 +115,9 @@ class RunConfig:
             (0 <= self.label_dropout < 1, f"label_dropout must lie in [0, 1), got {self.label_dropout}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
+            (self.keep_every >= 0, f"keep_every must be >= 0 (0 = keep no copies), got {self.keep_every}"),
+            (self.keep_every == 0 or self.keep_every % self.checkpoint_every == 0,
+             f"keep_every ({self.keep_every}) must be a multiple of checkpoint_every ({self.checkpoint_every})"),
             (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got '{self.device}'"),

@@ -15,10 +15,28 @@ from .io import write_text
 CHECKPOINT_FILE = "checkpoint.pt"
 RECORD_FILE = "run.json"
 SAMPLES_DIR = "samples"
+#: copies of the checkpoint kept along training (``keep_every``): checkpoints/step-0000300.pt
+KEPT_DIR = "checkpoints"
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_FILE
+
+
+def kept_checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    """Where the copy of the checkpoint at ``step`` is kept (``RunConfig.keep_every``)."""
+    return Path(run_dir) / KEPT_DIR / f"step-{int(step):07d}.pt"
+
+
+def kept_steps(run_dir: str | Path) -> list[int]:
+    """The steps whose checkpoint copy is kept, ascending."""
+    folder = Path(run_dir) / KEPT_DIR
+    steps = []
+    for f in folder.glob("step-*.pt") if folder.is_dir() else ():
+        digits = f.stem.removeprefix("step-")
+        if digits.isdigit():
+            steps.append(int(digits))
+    return sorted(steps)
 
 
 def record_path(run_dir: str | Path) -> Path:
@@ -57,5 +75,6 @@ def update_record(run_dir: str | Path, run_id: str, config: dict[str, Any], **fi
     return rec
 
 
-__all__ = ["CHECKPOINT_FILE", "RECORD_FILE", "SAMPLES_DIR", "checkpoint_path", "record_path", "read_record",
+__all__ = ["CHECKPOINT_FILE", "RECORD_FILE", "SAMPLES_DIR", "KEPT_DIR", "checkpoint_path", "kept_checkpoint_path",
+           "kept_steps", "record_path", "read_record",
            "update_record", "record_problem"]

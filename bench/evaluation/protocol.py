@@ -24,6 +24,8 @@ FEATURE_METRICS = ("fid", "kid", "prc")
 #: fields added after evaluation keys were first stored: part of a key only when not at their default,
 #: so the keys of earlier evaluations stay valid
 LATER_FIELDS = {"metrics": FEATURE_METRICS, "reference": None}
+#: fields the evaluation key holds on its own (the checkpoint's step)
+IN_KEY = ("checkpoint_step",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,15 +63,17 @@ class EvalSettings(SamplingSettings):
     def identity(self) -> dict[str, Any]:
         """What makes two evaluations the same measurement (label, batch size and shards do not)."""
         out = {k: v for k, v in dataclasses.asdict(self).items() if k != "label" and k not in NOT_IDENTITY
-               and k != "shards"}
+               and k != "shards" and k not in IN_KEY}
         for k, default in LATER_FIELDS.items():
             if out[k] == default or (isinstance(default, tuple) and tuple(out[k]) == default):
                 del out[k]
         return out
 
     def key(self, run_id: str, checkpoint_step: int) -> str:
-        """The key of this evaluation of ``run_id`` at ``checkpoint_step`` (its rows in a store)."""
-        return short_hash({"run": run_id, "step": checkpoint_step, **self.identity()}, EVAL_KEY_DIGITS)
+        """The key of this evaluation of ``run_id`` (its rows in a store): at the settings' own
+        ``checkpoint_step`` when they name one, else at ``checkpoint_step`` (the run's latest)."""
+        step = self.checkpoint_step if self.checkpoint_step is not None else checkpoint_step
+        return short_hash({"run": run_id, "step": step, **self.identity()}, EVAL_KEY_DIGITS)
 
     def sampling(self) -> SamplingSettings:
         """The sampling part of these settings."""

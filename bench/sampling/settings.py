@@ -42,6 +42,8 @@ class SamplingSettings:
     batch_size: int | None = None
     #: sample with the backbone under torch.compile (fused kernels; the same function)
     compile: bool = False
+    #: the training step of the checkpoint to sample from (the latest or a kept copy); None: the latest
+    checkpoint_step: int | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -63,9 +65,9 @@ class SamplingSettings:
                               f"got {self.seed}")
         if isinstance(self.n, int) and self.n > IMAGES_PER_SEED:
             raise ConfigError(f"n must be at most {IMAGES_PER_SEED:,} per seed, got {self.n}")
-        for name, lowest in (("n", 1), ("steps", 1), ("seed", 0), ("batch_size", 1)):
+        for name, lowest in (("n", 1), ("steps", 1), ("seed", 0), ("batch_size", 1), ("checkpoint_step", 1)):
             v = getattr(self, name)
-            if v is None and name in ("steps", "batch_size"):
+            if v is None and name in ("steps", "batch_size", "checkpoint_step"):
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
                 raise ConfigError(f"{name} must be an integer >= {lowest}, got {v!r}")

@@ -16,6 +16,7 @@ A spec (see ``bench/specs/digits-mini.toml``)::
     cfg_scale = [1.0, 3.0]
     ema = [0.999]                 # "none" = the raw weights
     seed = [0]
+    checkpoint_step = ["latest"]  # or steps whose checkpoint copy the runs keep (keep_every)
     n = 500
     [slurm]                       # submitit SlurmExecutor parameters, under submitit's names
     time = 60
@@ -65,8 +66,9 @@ SPEC_KEYS = {"name": "sweep name (default: the file name)", "description": "free
              "eval_slurm": "[slurm] parameters changed for the shard jobs of sharded evaluations (default: one GPU, "
                            "one task)",
              "targets": "published numbers (documentation)"}
-EVAL_AXES = ("sampler", "steps", "cfg_scale", "ema", "seed")
+EVAL_AXES = ("sampler", "steps", "cfg_scale", "ema", "seed", "checkpoint_step")
 EVAL_DEFAULTS = {"sampler": ["default"], "steps": ["default"], "cfg_scale": [1.0], "ema": ["none"], "seed": [0],
+                 "checkpoint_step": ["latest"],
                  "n": 500, "cfg_interval": [0.1, 1.0], "extractor": "", "reference_split": "",
                  "kid_subset_size": 0, "sampler_params": {}, "shards": 1, "batch_size": 0, "reference": "",
                  "metrics": ["fid", "kid", "prc"]}
@@ -361,6 +363,10 @@ def _resolve_eval(e: dict, cfg: RunConfig, spec: Path) -> EvalSettings:
         metrics = [metrics]
     if not isinstance(metrics, list):
         raise SweepError(f"{spec} [eval]: 'metrics' expects a list such as [\"fid\"], got {metrics!r}")
+    step = number("checkpoint_step", int, "latest")
+    if step is not None and step != cfg.steps and (not cfg.keep_every or step % cfg.keep_every or step > cfg.steps):
+        raise SweepError(f"{spec} [eval]: checkpoint_step {step} is not kept by run {cfg.run_id()} (steps "
+                         f"{cfg.steps}, keep_every {cfg.keep_every}: set keep_every to a divisor of {step})")
     try:
         return EvalSettings(sampler=sampler, steps=steps, cfg_scale=number("cfg_scale", float),
                             ema=number("ema", float, "none"), seed=number("seed", int), n=n,
@@ -369,7 +375,8 @@ def _resolve_eval(e: dict, cfg: RunConfig, spec: Path) -> EvalSettings:
                             kid_subset_size=number("kid_subset_size", int) or None,
                             sampler_params=dict(e["sampler_params"]), label=e.get("label", ""),
                             shards=number("shards", int), batch_size=number("batch_size", int) or None,
-                            reference=e["reference"] or None, metrics=tuple(metrics))
+                            reference=e["reference"] or None, metrics=tuple(metrics),
+                            checkpoint_step=step)
     except ConfigError as err:
         raise SweepError(f"{spec} [eval]: {err}") from None
 

@@ -12,7 +12,7 @@ import torch
 from hdfm_bench.backbones import build_backbone
 from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.hashing import RUN_ID_DIGITS
-from hdfm_bench.core.rundir import checkpoint_path, read_record
+from hdfm_bench.core.rundir import checkpoint_path, kept_checkpoint_path, kept_steps, read_record
 from hdfm_bench.methods import Objective, get_path
 from hdfm_bench.tasks import Task, get_task
 
@@ -80,11 +80,19 @@ def check_owner(path: Path, run_id: str, config_run_id: str) -> None:
         raise ckpt.CheckpointError(f"{path} belongs to run {run_id}, not to the run its folder is named after")
 
 
-def load_run(run_dir: str | Path, ema: float | None = None) -> tuple[RunConfig, torch.nn.Module, dict]:
-    """The config, the model (raw weights or the EMA of decay ``ema``) and the checkpoint of a run."""
+def load_run(run_dir: str | Path, ema: float | None = None,
+             step: int | None = None) -> tuple[RunConfig, torch.nn.Module, dict]:
+    """The config, the model (raw weights or the EMA of decay ``ema``) and the checkpoint of a run:
+    the latest, or with ``step`` the one of that step (the latest or a kept copy, ``keep_every``)."""
     run_dir = Path(run_dir)
     path = checkpoint_path(run_dir)
+    if step is not None and kept_checkpoint_path(run_dir, step).is_file():
+        path = kept_checkpoint_path(run_dir, step)
     state = ckpt.load(path)
+    if step is not None and int(state["step"]) != step:
+        kept = ", ".join(map(str, kept_steps(run_dir))) or "none"
+        raise ckpt.CheckpointError(f"run {run_dir} has no checkpoint of step {step} (latest: step {state['step']}; "
+                                   f"kept: {kept}; train with keep_every to keep copies)")
     cfg = RunConfig.from_mapping(json.loads(state["config"]), source=str(run_dir))
     check_owner(path, state["run_id"], cfg.run_id())
     task = get_task(cfg.task, **cfg.task_params)

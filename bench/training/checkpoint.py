@@ -5,6 +5,7 @@ restart, and never the advice to unpickle arbitrary code (``weights_only=False``
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ def save(dest: str | Path, state: dict[str, Any]) -> Path:
     return write_with(dest, lambda tmp: torch.save(state, tmp))
 
 
+def copy(src: str | Path, dest: str | Path) -> Path:
+    """An atomic copy of the checkpoint ``src`` at ``dest`` (a kept checkpoint along training)."""
+    return write_with(dest, lambda tmp: shutil.copyfile(src, tmp))
+
+
 def load(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; any damage is a CheckpointError naming the file."""
     path = Path(path)
@@ -43,4 +49,4 @@ def load(path: str | Path) -> dict[str, Any]:
     return state
 
 
-__all__ = ["FORMAT", "CheckpointError", "save", "load"]
+__all__ = ["FORMAT", "CheckpointError", "save", "copy", "load"]

@@ -34,6 +34,7 @@ from .rules import (
     check_not_older,
     checkpoint_payload,
     ema_decay,
+    keep_checkpoint,
     load_own_checkpoint,
     non_finite_failure,
     owned_run,
@@ -104,6 +105,7 @@ def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, pro
                                          optimizer={"leaves": [torch.from_numpy(np.array(v)) for v in leaves]},
                                          rng={"generator": gen.get_state()}, history=history, wall_time=wall))
         record(run_dir, cfg, step=step)
+        keep_checkpoint(run_dir, cfg, step)
 
     @eqx.filter_jit
     def train_step(model, opt_state, emas, decays, x, y, step):

@@ -21,6 +21,7 @@ from hdfm_bench.core.io import stale_temporaries
 from hdfm_bench.core.rundir import (
     RECORD_FILE,
     checkpoint_path,
+    kept_checkpoint_path,
     read_record,
     record_path,
     record_problem,
@@ -178,6 +179,13 @@ def checkpoint_payload(cfg: RunConfig, step: int, *, model: dict, ema: dict[floa
     return out
 
 
+def keep_checkpoint(run_dir: Path, cfg: RunConfig, step: int) -> None:
+    """With ``keep_every``, keep a copy of the checkpoint just written at ``step`` (for FID against
+    training steps: ``--checkpoint-step`` samples from it)."""
+    if cfg.keep_every and step % cfg.keep_every == 0:
+        ckpt.copy(checkpoint_path(run_dir), kept_checkpoint_path(run_dir, step))
+
+
 def check_not_older(path: Path, step: int) -> None:
     """Never write a checkpoint of ``step`` over a newer one (the record says which step is on disk)."""
     on_disk = int(read_record(path.parent).get("step") or 0)
@@ -199,4 +207,5 @@ def load_own_checkpoint(path: Path, cfg: RunConfig) -> dict:
 
 __all__ = ["TrainingFailed", "Interrupted", "Preempted", "TrainResult", "lr_at", "ema_decay", "batch_indices",
            "budget", "record", "record_start", "record_done", "non_finite_failure", "checkpoint_payload",
+           "keep_checkpoint",
            "load_own_checkpoint", "owned_run", "check_not_older"]

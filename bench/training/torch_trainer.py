@@ -50,6 +50,7 @@ from .rules import (
     check_not_older,
     checkpoint_payload,
     ema_decay,
+    keep_checkpoint,
     load_own_checkpoint,
     lr_at,
     non_finite_failure,
@@ -154,6 +155,7 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
                                              ema_updates=next(iter(emas.values())).updates, optimizer=opt.state_dict(),
                                              rng=rng, history=history, wall_time=wall))
             record(run_dir, cfg, step=step)  # after the checkpoint exists: status reads progress here
+            keep_checkpoint(run_dir, cfg, step)
 
         conditional = cfg.conditional and task.num_classes > 0  # unconditional data trains unconditionally
         null = task.num_classes if conditional else None
