@@ -28,7 +28,7 @@ from hdfm_bench.sampling.settings import DEFAULT_BATCH_SIZE, DEFAULT_CFG_INTERVA
 from hdfm_bench.specs import DEFAULT_SPEC, SPECS_DIR, shipped
 from hdfm_bench.sweeps.submitit_adapter import EXECUTORS
 
-REPRODUCTIONS = ("toy", "ablation", "spectral")
+REPRODUCTIONS = ("toy", "ablation", "spectral", "headtohead", "stability")
 #: SIGTERM: at the next step boundary while training, at once elsewhere (core.signals)
 TERMINATION = Termination()
 PLOT_KINDS = [*PLOTS, "losses"]
@@ -140,7 +140,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         check_output_file(args.save_samples, "--save-samples")
     out = generate(args.run, settings, progress=True)
     name = (f"{out['protocol']['sampler']}-{out['protocol']['steps']}-cfg{args.cfg_scale:g}-ema{args.ema}-"
-            f"seed{fields['seed']}")
+            f"seed{fields['seed']}" + (f"-step{args.checkpoint_step}" if args.checkpoint_step else ""))
     stem = (Path(args.out) / name if args.out else Path(args.run) / SAMPLES_DIR / name) if folder else args.out
     files = write_samples(out, stem)
     if args.save_samples:
@@ -268,7 +268,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.spec:  # a sweep: its rows, labelled by the spec's varying axes (seeds aggregated)
         from hdfm_bench.sweeps.api import Sweep, sweep_frame
 
-        df = sweep_frame(Sweep.load(args.spec, overrides=args.set or [], check=False))
+        df = sweep_frame(Sweep.load(args.spec, overrides=args.set or [], check=False), with_setting=not args.best)
         if df.empty:
             raise ValueError(f"sweep {args.spec}: no results stored yet (see hdfm-bench status {args.spec})")
     else:
@@ -276,8 +276,19 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out, "--out")
     metrics = args.metric or [m for m in TABLE_METRICS if m in set(df.get("metric", []))]
+    grid = None
+    if args.best:
+        axes = [a.strip() for a in args.best.split(",") if a.strip()]
+        select, report = tables.parse_seeds(args.select_seeds), tables.parse_seeds(args.report_seeds, "--report-seeds")
+        tables.check_selection(axes, select, report)
+        df, grid = tables.best_settings(df, axes, select, report, metric=args.select_metric)
     text, warnings = tables.make_table(df, fmt=args.format, columns=metrics, allow_mixed=args.allow_mixed,
                                        split=args.split)
+    if grid is not None:
+        text = (f"Best setting per row over {' × '.join(axes)}, selected on sampling seeds {args.select_seeds} "
+                f"({args.select_metric}), reported on sampling seeds {args.report_seeds}:\n\n{text}\n\n"
+                f"Selection grid ({args.select_metric} on seeds {args.select_seeds}; * = chosen):\n\n"
+                + tables.selection_grid(grid, axes, args.select_metric, args.format))
     print(text)
     for w in warnings:
         print(f"note: {w}", file=sys.stderr)
@@ -395,7 +406,20 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from hdfm_bench.experiments.ablation import reproduce_ablation
 
         summary = reproduce_ablation(quick=args.quick, out=args.out or "results/ablation", executor=args.executor,
-                                     spec=args.spec, sets=args.set or [])
+                                     spec=args.spec, sets=args.set or [], eval_sets=args.eval or [],
+                                     best=args.best, select_seeds=args.select_seeds, report_seeds=args.report_seeds)
+        print(f"wrote {summary['table']} and {summary['figure']}")
+    elif args.what == "headtohead":
+        from hdfm_bench.experiments.headtohead import reproduce_headtohead
+
+        summary = reproduce_headtohead(quick=args.quick, out=args.out or "results/headtohead", executor=args.executor,
+                                       spec=args.spec, sets=args.set or [])
+        print(f"wrote {summary['table']} and {summary['figure']}")
+    elif args.what == "stability":
+        from hdfm_bench.experiments.stability import reproduce_stability
+
+        summary = reproduce_stability(quick=args.quick, out=args.out or "results/stability", executor=args.executor,
+                                      spec=args.spec, sets=args.set or [])
         print(f"wrote {summary['table']} and {summary['figure']}")
     else:
         from hdfm_bench.experiments.spectral import reproduce_spectral
@@ -540,6 +564,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", action="store_true",
                    help="rows of one method measured with different settings (sampler, steps, CFG, EMA, checkpoint, "
                         "n) become separate rows labelled by what differs (default: refused; only seeds are averaged)")
+    p.add_argument("--best", default=None, metavar="AXES",
+                   help="report each row at its best setting over these protocol fields, e.g. cfg_scale,ema,steps: "
+                        "chosen on --select-seeds, reported on --report-seeds (disjoint sampling seeds)")
+    p.add_argument("--select-seeds", default="0", help="with --best: sampling seeds the choice is made on (default: 0)")
+    p.add_argument("--report-seeds", default="1", help="with --best: sampling seeds reported (default: 1)")
+    p.add_argument("--select-metric", default="fid", help="with --best: the metric chosen on (default: fid)")
     p.add_argument("--out", default=None, help="also write the table to this file")
     p.set_defaults(func=cmd_table)
 
@@ -616,7 +646,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", default=None, help="ablation/spectral: another sweep spec (default: the shipped "
                         f"ablation-mnist.toml / spectral-mnist.toml in {SPECS_DIR})")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="ablation/spectral: override a [base] field of the spec, e.g. task=cifar10")
+                   help="ablation/spectral/headtohead: override a [base] field of the spec, e.g. task=cifar10")
+    p.add_argument("--eval", action="append", metavar="KEY=VALUE",
+                   help="ablation: override an [eval] field, e.g. 'cfg_scale=[1, 2, 3]' or 'seed=[0, 1]'")
+    p.add_argument("--best", default=None, metavar="AXES",
+                   help="ablation: each row at its best setting over these protocol fields (e.g. cfg_scale,ema), "
+                        "chosen per budget on --select-seeds and reported on --report-seeds")
+    p.add_argument("--select-seeds", default="0", help="with --best: sampling seeds the choice is made on (default: 0)")
+    p.add_argument("--report-seeds", default="1", help="with --best: sampling seeds reported (default: 1)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("run", help="the default suite: train + sample 4 methods on MNIST (README's main job)",
@@ -675,6 +712,8 @@ def _add_sampling_args(p: argparse.ArgumentParser, n_default: int) -> None:
                         f"{DEFAULT_CFG_INTERVAL[1]:g}, JiT)")
     p.add_argument("--ema", type=_ema, default=d.ema,
                    help="EMA decay to sample with, or 'none' for raw weights (default: none)")
+    p.add_argument("--checkpoint-step", type=int, default=None, metavar="STEP",
+                   help="sample from the checkpoint of this training step (kept with keep_every; default: the latest)")
     p.add_argument("-n", type=int, default=n_default, help="number of samples (default: %(default)s)")
     p.add_argument("--seed", type=int, action="append", default=None,
                    help=f"sampling seed: image i draws from (seed, i) alone (default: {d.seed}; evaluate: repeat for "
@@ -697,7 +736,7 @@ def _sampling_fields(args: argparse.Namespace) -> dict:
     return {"sampler": args.sampler, "steps": args.steps, "cfg_scale": args.cfg_scale,
             "cfg_interval": tuple(args.cfg_interval), "ema": args.ema, "n": args.n,
             "seed": args.seed or [SamplingSettings().seed], "sampler_params": params, "batch_size": args.batch_size,
-            "compile": args.compile}
+            "compile": args.compile, "checkpoint_step": args.checkpoint_step}
 
 
 def _add_train_parser(sub) -> None:

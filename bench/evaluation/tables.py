@@ -189,5 +189,111 @@ def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", col
     return table, warnings
 
 
+def parse_seeds(text: str, option: str = "--select-seeds") -> tuple[int, ...]:
+    """``0,2,5-7`` → (0, 2, 5, 6, 7): a list of sampling seeds given on the command line."""
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()) or (hi and int(hi) < int(lo)):
+            raise TableError(f"{option}: expected seeds such as 0,1 or 0-3, got '{text}'")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    if not out:
+        raise TableError(f"{option}: no seeds given")
+    return tuple(dict.fromkeys(out))
+
+
+def check_selection(axes: Sequence[str], select_seeds: Sequence[int] = (), report_seeds: Sequence[int] = ()) -> None:
+    """Refuse (TableError) selection axes that are not setting fields, and overlapping seed sets."""
+    unknown = [a for a in axes if a not in SAME_SETTING]
+    if unknown or not axes:
+        raise TableError(f"cannot select over {', '.join(unknown) or 'nothing'}: setting fields are "
+                         f"{', '.join(SAME_SETTING)}")
+    both = sorted(set(select_seeds) & set(report_seeds))
+    if both:
+        raise TableError(f"selection and report seeds overlap ({', '.join(map(str, both))}): the reported number "
+                         "would be the one the choice was fitted to")
+
+
+def _settings_frame(df: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+    check_selection(axes)
+    if df.empty:
+        raise TableError("no results to select from")
+    protos = df["protocol_json"].map(json.loads)
+    setting = pd.DataFrame({a: protos.map(lambda p, a=a: _json(p.get(a))) for a in axes}, index=df.index)
+    return df.assign(_setting=setting.apply(tuple, axis=1), _seed=protos.map(lambda p: p.get("seed")),
+                     _proto=protos)
+
+
+def choose_settings(df: pd.DataFrame, axes: Sequence[str], select_seeds: Sequence[int], metric: str = "fid",
+                    by: Sequence[str] = ("method",)) -> tuple[dict, pd.DataFrame]:
+    """Each group's best setting over ``axes`` on sampling seeds A (see :func:`best_settings`).
+
+    Returns ({group: {axis: value as in the rows' protocol}}, the selection grid: one line per group
+    and setting with the mean of ``metric`` over seeds A, its count and ``chosen``)."""
+    df = _settings_frame(df, axes)
+    chosen, grid = {}, []
+    for group, g in df.groupby(list(by), sort=False):
+        group = group if isinstance(group, tuple) else (group,)
+        sel = g[g["_seed"].isin(select_seeds) & (g["metric"] == metric)]
+        if sel.empty:
+            raise TableError(f"{' / '.join(map(str, group))}: no '{metric}' rows with selection seeds "
+                             f"{list(select_seeds)}")
+        means = sel.groupby("_setting", sort=False)["value"].agg(["mean", "count"])
+        best = min(means.index, key=lambda k: _badness(metric, means.at[k, "mean"]))
+        proto = sel.loc[sel["_setting"] == best, "_proto"].iloc[0]
+        chosen[group] = {a: proto.get(a) for a in axes}
+        for k, m in means.iterrows():
+            grid.append({**dict(zip(by, group)), **dict(zip(axes, k)), f"{metric} (seeds A)": m["mean"],
+                         "n": int(m["count"]), "chosen": k == best})
+    return chosen, pd.DataFrame(grid)
+
+
+def setting_label(setting: dict) -> str:
+    """``cfg_scale=2.0, ema=0.999, steps=20``: how a chosen setting extends a row's name."""
+    return ", ".join(f"{a}={_json(v)}" for a, v in setting.items())
+
+
+def best_settings(df: pd.DataFrame, axes: Sequence[str], select_seeds: Sequence[int],
+                  report_seeds: Sequence[int], metric: str = "fid", by: Sequence[str] = ("method",),
+                  relabel: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each group's best setting over ``axes``, chosen on sampling seeds A and reported on seeds B.
+
+    For every group of ``by`` (a table row, or a row and a column), the mean of ``metric`` over the
+    rows of sampling seeds ``select_seeds`` is computed per setting — the values of the protocol
+    fields ``axes``, e.g. cfg_scale × ema × steps — and the best setting (lower, or higher for
+    accuracy-like metrics) is chosen; the rows of that setting with sampling seeds ``report_seeds``
+    (disjoint from A, so the reported number is not the one the choice was fitted to) are returned,
+    every metric, with the row label extended by the setting (unless ``relabel`` is false). Returns
+    (reported rows, the full selection grid of :func:`choose_settings`).
+    """
+    check_selection(axes, select_seeds, report_seeds)
+    chosen, grid = choose_settings(df, axes, select_seeds, metric, by)
+    framed = _settings_frame(df, axes)
+    keep = []
+    for group, g in framed.groupby(list(by), sort=False):
+        group = group if isinstance(group, tuple) else (group,)
+        best = tuple(_json(v) for v in chosen[group].values())
+        rep = g[g["_seed"].isin(report_seeds) & (g["_setting"] == best)]
+        if rep.empty:
+            raise TableError(f"{' / '.join(map(str, group))}: the chosen setting ({setting_label(chosen[group])}) has "
+                             f"no rows with report seeds {list(report_seeds)}; evaluate it on those seeds")
+        keep.append(rep.assign(**{by[0]: f"{group[0]} [{setting_label(chosen[group])}]"}) if relabel else rep)
+    return pd.concat(keep).drop(columns=["_setting", "_seed", "_proto"]), grid
+
+
+def selection_grid(grid: pd.DataFrame, axes: Sequence[str], metric: str = "fid", fmt: str = "markdown") -> str:
+    """The full selection grid of :func:`best_settings` as one table (the chosen setting starred)."""
+    from tabulate import tabulate
+
+    col = f"{metric} (seeds A)"
+    shown = grid.assign(**{col: [f"{v:.4g}{' *' if c else ''}" for v, c in zip(grid[col], grid["chosen"])]})
+    shown = shown.drop(columns=["chosen"])
+    if fmt == "csv":
+        return shown.to_csv(index=False)
+    return tabulate(shown.values.tolist(), headers=list(shown.columns),
+                    tablefmt="github" if fmt == "markdown" else "latex_raw")
+
+
 __all__ = ["FORMATS", "MUST_MATCH", "SAME_SETTING", "TableError", "separate_settings",
-           "check_protocols", "aggregate", "make_table", "protocol_frame"]
+           "check_protocols", "aggregate", "make_table", "protocol_frame", "best_settings", "parse_seeds",
+           "selection_grid", "choose_settings", "setting_label", "check_selection"]

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from hdfm_bench.core.io import write_text
-from hdfm_bench.evaluation import plots, tables
+from hdfm_bench.evaluation import plots
+from hdfm_bench.evaluation import tables as tables_mod
 from hdfm_bench.evaluation.store import FILE_NAME
 from hdfm_bench.specs import SPECS_DIR
 
@@ -63,7 +64,7 @@ def ablation_tables(df: pd.DataFrame) -> tuple[str, dict]:
         sub = df[df["metric"] == metric].assign(col=lambda d: d["steps"].map(lambda s: f"{metric}@{s} steps"))
         if sub.empty:
             continue
-        text, warn = tables.make_table(sub, row="method", column="col",
+        text, warn = tables_mod.make_table(sub, row="method", column="col",
                                        columns=[f"{metric}@{s} steps" for s in budgets
                                                 if f"{metric}@{s} steps" in set(sub["col"])])
         parts.append(f"**{name}** (mean ± std over training seeds, best seed in brackets)\n\n{text}\n")
@@ -106,11 +107,26 @@ def claim_text(claim: dict) -> str:
 
 
 def reproduce_ablation(quick: bool = False, out: str | Path = "results/ablation", executor: str = "debug",
-                       spec: str | Path | None = None, sets=()) -> dict:
+                       spec: str | Path | None = None, sets=(), eval_sets=(), best: str | None = None,
+                       select_seeds: str = "0", report_seeds: str = "1") -> dict:
+    """``best`` (e.g. "cfg_scale,ema"): each row at each budget at its best setting over these fields,
+    chosen on sampling seeds ``select_seeds`` and reported on ``report_seeds`` (extend the spec's
+    [eval] grid and seeds with ``eval_sets``, e.g. ``cfg_scale=[1, 2, 3]``, ``seed=[0, 1]``)."""
     out = Path(out) / ("quick" if quick else "")
     spec = Path(spec or ABLATION_SPEC)
-    sweep = run_sweep(spec, executor, sets, quick=quick)
+    axes = [a.strip() for a in best.split(",") if a.strip()] if best else []
+    if axes:  # refuse a bad request before any training
+        select, report = tables_mod.parse_seeds(select_seeds), tables_mod.parse_seeds(report_seeds, "--report-seeds")
+        tables_mod.check_selection(axes, select, report)
+    sweep = run_sweep(spec, executor, sets, quick=quick, eval_sets=eval_sets)
     rows = sweep_rows(sweep)
+    grid_md = ""
+    if axes:
+        framed = _frame(rows[~rows["metric"].isin(["r_hf_trajectory"])])
+        rows, grid = tables_mod.best_settings(framed, axes, select, report, by=("method", "steps"), relabel=False)
+        grid_md = (f"\n**Selection grid** (best over {' × '.join(axes)} per row and budget: FID on sampling seeds "
+                   f"{select_seeds}, * = chosen; the tables above report the chosen setting on seeds {report_seeds})"
+                   f"\n\n{tables_mod.selection_grid(grid, axes)}\n")
     tables, claim = ablation_tables(rows)
     base = sweep.runs[0].config
     e = sweep.runs[0].evals[0]
@@ -119,7 +135,7 @@ def reproduce_ablation(quick: bool = False, out: str | Path = "results/ablation"
             f"{len({r.config.seed for r in sweep.runs})} training seed(s); each path's own sampler; CFG "
             f"{e.cfg_scale:g}; "
             f"n = {e.n} samples vs the {e.reference_split} split, extractor {e.extractor}. Spec: {spec}.\n\n")
-    text = head + tables + "\n**Claim check**\n\n" + claim_text(claim) + "\n"
+    text = head + tables + "\n**Claim check**\n\n" + claim_text(claim) + "\n" + grid_md
     write_text(out / "table.md", text)
     copy_rows(sweep, out / FILE_NAME)
     fig = plot_fid_vs_nfe(_frame(rows), out / "fid_vs_nfe.png")

@@ -19,6 +19,9 @@ def quick_spec(spec: Path) -> dict:
     data = tomllib.loads(spec.read_text())
     data["name"] = data.get("name", spec.stem) + "-quick"
     data["base"].update(QUICK["base"])
+    if data["base"].get("keep_every"):  # kept checkpoints at half the quick budget and at its end
+        half = QUICK["base"]["steps"] // 2
+        data["base"].update(checkpoint_every=half, keep_every=half)
     if "seed" in data.get("grid", {}):
         data["grid"]["seed"] = QUICK["grid"]["seed"]
     for inc in data.get("include", []):
@@ -30,9 +33,11 @@ def quick_spec(spec: Path) -> dict:
     return data
 
 
-def run_sweep(spec: Path, executor: str = "debug", sets=(), timeout: float | None = None, quick: bool = False):
+def run_sweep(spec: Path, executor: str = "debug", sets=(), timeout: float | None = None, quick: bool = False,
+              eval_sets=()):
     """Train and evaluate whatever the spec still needs; returns the loaded sweep."""
-    sweep = sweeps.Sweep.load(spec, overrides=sets, data=quick_spec(spec) if quick else None)
+    sweep = sweeps.Sweep.load(spec, overrides=sets, data=quick_spec(spec) if quick else None,
+                              eval_overrides=eval_sets)
     todo, _ = sweeps.plan(sweep, retry_failed=True)
     print(f"{sweep.name}: {len(sweep.runs)} run(s), {len(todo)} to train or evaluate (executor {executor})")
     if executor == "slurm":

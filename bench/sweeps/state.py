@@ -125,13 +125,14 @@ def _pid_alive(pid: int) -> bool:
     return b"submitit" in cmd
 
 
-def sweep_frame(sweep: Sweep):
-    """The sweep's rows from its store, labelled by the current spec (for ``hdfm-bench table``)."""
+def sweep_frame(sweep: Sweep, with_setting: bool = True):
+    """The sweep's rows from its store, labelled by the current spec (for ``hdfm-bench table``): the
+    run's label plus, with ``with_setting``, the evaluation setting's (``--best`` chooses that itself)."""
     df = ResultStore(sweep.store).read()
     labels = {}
     for run in sweep.runs:
         for e, key in zip(run.evals, run.eval_keys(sweep.eval_only)):
-            labels[key] = f"{run.label} {e.label}".strip()
+            labels[key] = f"{run.label} {e.label if with_setting else ''}".strip()
     if df.empty or "eval_key" not in df:
         return df.iloc[0:0]
     df = df[df["eval_key"].isin(labels)].copy()

@@ -103,3 +103,65 @@ def test_seeds_still_aggregate_and_budget_differences_are_settings():
     df = frame(rows("noise_fm", "fid", [10.0]), rows("noise_fm", "fid", [7.0], budget=longer))
     with pytest.raises(tables.TableError, match="field 'budget' differs"):
         tables.make_table(df)
+
+
+def _grid_rows():
+    """noise_fm: CFG 3 wins on seed 0 (8 < 10) though CFG 1 would win on seed 1 (5 < 9); hdfm: EMA 0.99 wins."""
+    out = []
+    for method, setting, values in (("noise_fm", {"cfg_scale": 1.0}, (10.0, 5.0)),
+                                    ("noise_fm", {"cfg_scale": 3.0}, (8.0, 9.0)),
+                                    ("hdfm", {"ema": 0.99}, (6.0, 6.5)), ("hdfm", {"ema": 0.999}, (7.0, 7.5))):
+        for seed, v in enumerate(values):
+            out += rows(method, "fid", [v], seed=seed, **setting)
+            out += rows(method, "kid", [v / 10], seed=seed, **setting)
+    return frame(out)
+
+
+def test_best_setting_is_chosen_on_seeds_a_and_reported_on_seeds_b():
+    df = _grid_rows()
+    reported, grid = tables.best_settings(df, ["cfg_scale", "ema"], select_seeds=[0], report_seeds=[1])
+    fid = reported[reported.metric == "fid"].set_index("method")["value"]
+    assert fid.to_dict() == {"noise_fm [cfg_scale=3.0, ema=0.999]": 9.0, "hdfm [cfg_scale=3.0, ema=0.99]": 6.5}
+    assert set(reported.metric) == {"fid", "kid"}  # every metric of the chosen setting
+    chosen = grid[grid.chosen]
+    assert sorted(chosen["fid (seeds A)"]) == [6.0, 8.0] and len(grid) == 4
+    text, _ = tables.make_table(reported, columns=["fid"])
+    assert "**6.5**" in text
+    # choosing on seed 1 instead picks CFG 1 for noise_fm — the choice is the selection seeds'
+    again, _ = tables.best_settings(df, ["cfg_scale", "ema"], select_seeds=[1], report_seeds=[0])
+    assert "noise_fm [cfg_scale=1.0, ema=0.999]" in set(again.method)
+    same, _ = tables.best_settings(df, ["cfg_scale"], [0], [1], relabel=False)
+    assert set(same.method) == {"noise_fm", "hdfm"}
+
+
+def test_best_setting_refuses_bad_requests():
+    df = _grid_rows()
+    with pytest.raises(tables.TableError, match="overlap"):
+        tables.best_settings(df, ["cfg_scale"], [0, 1], [1])
+    with pytest.raises(tables.TableError, match="cannot select over colour"):
+        tables.best_settings(df, ["cfg_scale", "colour"], [0], [1])
+    with pytest.raises(tables.TableError, match="no 'fid' rows with selection seeds \\[7\\]"):
+        tables.best_settings(df, ["cfg_scale"], [7], [1])
+    with pytest.raises(tables.TableError, match="has no rows with report seeds \\[5\\]"):
+        tables.best_settings(df, ["cfg_scale"], [0], [5])
+    assert tables.parse_seeds("0,2-4") == (0, 2, 3, 4)
+    with pytest.raises(tables.TableError, match="expected seeds"):
+        tables.parse_seeds("a-b")
+
+
+def test_table_command_best(tmp_path, capsys):
+    import json
+
+    from hdfm_bench.cli import main
+    from hdfm_bench.evaluation.store import ResultStore
+
+    df = _grid_rows()
+    store = tmp_path / "r.jsonl"
+    ResultStore.write_fresh(store, [{"run_id": r.run_id, "checkpoint_step": 700, "method": r.method,
+                                     "metric": r.metric, "value": r.value, "protocol": json.loads(r.protocol_json)}
+                                    for r in df.itertuples()])
+    assert main(["table", "--store", str(store), "--best", "cfg_scale,ema", "--metric", "fid"]) == 0
+    out = capsys.readouterr().out
+    assert "selected on sampling seeds 0 (fid), reported on sampling seeds 1" in out
+    assert "noise_fm [cfg_scale=3.0, ema=0.999]" in out and "Selection grid" in out and "8 *" in out
+    assert main(["table", "--store", str(store), "--best", "cfg_scale", "--report-seeds", "0"]) == 2

@@ -141,6 +141,17 @@ def test_reproduce_ablation_writes_the_paper_table(tmp_path, monkeypatch):
     # a second call trains and evaluates nothing new: the same rows come back
     again = reproduce_ablation(spec=spec, out=tmp_path / "res2")
     assert again["claim"] == summary["claim"]
+    # --best: the same runs (nothing retrained), each row and budget at its best CFG, chosen on sampling
+    # seed 0 and reported on seed 1
+    tuned = reproduce_ablation(spec=spec, out=tmp_path / "res3", eval_sets=["cfg_scale=[1.0, 3.0]", "seed=[0, 1]"],
+                               best="cfg_scale", select_seeds="0", report_seeds="1")
+    text = (tmp_path / "res3" / "table.md").read_text()
+    assert "Selection grid" in text and "best over cfg_scale per row and budget" in text
+    reported = [r for r in ResultStore(tmp_path / "res3" / "results.jsonl").rows() if r["metric"] == "fid"]
+    assert {r["protocol"]["seed"] for r in reported} == {0, 1} and len(reported) == 25 * 4
+    assert set(tuned["claim"]) == set(summary["claim"])
+    with pytest.raises(ValueError, match="overlap"):
+        reproduce_ablation(spec=spec, out=tmp_path / "res4", best="cfg_scale", select_seeds="0,1", report_seeds="1")
 
 
 def test_claim_check_reads_mean_fid():
