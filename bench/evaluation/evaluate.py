@@ -175,8 +175,9 @@ class Evaluation:
         for band in spec["bands"]:
             out.append({**base, "metric": f"band_ratio@{band['f_low']:g}-{band['f_high']:g}",
                         "value": float(band["ratio"]), "protocol": protocol})
-        z0 = torch.cat([p.z0 for p in parts if len(p.z0)])
-        if len(z0):
+        z0s = [p.z0 for p in parts if len(p.z0)]  # none when trajectory_n = 0
+        if z0s:
+            z0 = torch.cat(z0s)
             steps = [(t, torch.cat([p.trajectory[i][1] for p in parts if p.trajectory]))
                      for i, (t, _) in enumerate(next(p for p in parts if p.trajectory).trajectory)]
             states, times = [z0] + [z for _, z in steps], [0.0] + [t for t, _ in steps]

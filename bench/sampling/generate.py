@@ -22,7 +22,10 @@ from hdfm_bench.training.build import compile_module, resolve_device
 
 from .guidance import Guided
 from .seeds import BLOCK, ImageGenerators, blocks, class_labels, seed_range
-from .settings import SamplingSettings
+from .settings import MAX_SEED, SamplingSettings
+
+#: the sampling seed whose image draws perturb z0 in stability probes (the last one; sweeps use low seeds)
+PERTURB_SEED = MAX_SEED - 1
 
 
 def resolve_sampler(path_name: str, settings: SamplingSettings, **path_params) -> tuple[str, dict]:
@@ -58,7 +61,7 @@ class Generator:
     def __init__(self, run_dir: str | Path, settings: SamplingSettings):
         self.settings = settings
         self.run_dir = Path(run_dir)
-        self.config, self.model, state = load_run(run_dir, settings.ema)
+        self.config, self.model, state = load_run(run_dir, settings.ema, settings.checkpoint_step)
         cfg = self.config
         self.device = resolve_device("auto") if cfg.backend == "torch" else torch.device("cpu")
         self.model.to(self.device)
@@ -75,6 +78,9 @@ class Generator:
         self.conditional = cfg.conditional and self.task.num_classes > 0
         self.parameters = sum(q.numel() for q in self.model.parameters())
         self._train_x = None
+        #: a numerical-stability probe, not part of the protocol: add ``perturb`` × a fixed standard normal
+        #: draw (independent of the image's own) to every prior z0 (bench/experiments/stability.py)
+        self.perturb = 0.0
 
     @property
     def steps(self) -> int:
@@ -102,6 +108,8 @@ class Generator:
         else:
             dev = self.device
             z0 = self.path.prior(eps.to(dev), None if data is None else data.to(dev))
+            if self.perturb:
+                z0 = z0 + self.perturb * ImageGenerators(PERTURB_SEED, indices).randn(shape).to(dev)
             guided = Guided(self.model, None if labels is None else labels.to(dev), null, s.cfg_scale,
                             s.cfg_interval)
             res = self.sampler.sample(self.path, guided, z0, self.target,

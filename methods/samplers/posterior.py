@@ -28,11 +28,18 @@ class Posterior(Sampler):
     stochastic = True
     needs = "x"
     clip_x: bool = False
+    #: dynamic thresholding (Imagen, Saharia et al. 2022 §2.3): s = max(1, the q-quantile of |x̂| per
+    #: image), x̂ ← clip(x̂, −s, s)/s; 0 = off
+    threshold: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not isinstance(self.clip_x, bool):
             raise ConfigError(f"sampler 'posterior': clip_x must be true or false, got {self.clip_x!r}")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not 0 <= self.threshold < 1:
+            raise ConfigError(f"sampler 'posterior': threshold must be a quantile in [0, 1) (0 = off), "
+                              f"got {self.threshold!r}")
 
     def path_refusal(self, path: Path):
         if not isinstance(path, SpectralGaussianPath):
@@ -49,7 +56,19 @@ class Posterior(Sampler):
             xhat = predict(path, denoise, z, t, target, "x")
             if self.clip_x:
                 xhat = aac.array_namespace(xhat).clip(xhat, -1.0, 1.0)
+            if self.threshold:
+                xhat = dynamic_threshold(xhat, self.threshold)
             xi = noise(i) if i < last else None
             z = path.posterior_step(z, xhat, times(z, t), times(z, t_next), xi)
             notify(callback, step=i, t=t_next, z=z, xhat=xhat)
         return z
+
+
+def dynamic_threshold(xhat, q: float):
+    """Imagen's dynamic thresholding: s = max(1, quantile_q |x̂|) per image, x̂ ← clip(x̂, −s, s)/s."""
+    xp = aac.array_namespace(xhat)
+    flat = xp.reshape(xp.abs(xhat), (xhat.shape[0], -1))
+    k = min(flat.shape[1] - 1, int(q * flat.shape[1]))
+    s = xp.sort(flat, axis=1)[:, k]  # the order statistic (Array API has no quantile)
+    s = xp.reshape(xp.maximum(s, xp.ones_like(s)), (-1,) + (1,) * (xhat.ndim - 1))
+    return xp.clip(xhat, -s, s) / s
