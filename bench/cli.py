@@ -413,7 +413,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from hdfm_bench.experiments.headtohead import reproduce_headtohead
 
         summary = reproduce_headtohead(quick=args.quick, out=args.out or "results/headtohead", executor=args.executor,
-                                       spec=args.spec, sets=args.set or [])
+                                       spec=args.spec, sets=args.set or [], inception_n=args.inception_n)
         print(f"wrote {summary['table']} and {summary['figure']}")
     elif args.what == "stability":
         from hdfm_bench.experiments.stability import reproduce_stability
@@ -654,6 +654,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "chosen per budget on --select-seeds and reported on --report-seeds")
     p.add_argument("--select-seeds", default="0", help="with --best: sampling seeds the choice is made on (default: 0)")
     p.add_argument("--report-seeds", default="1", help="with --best: sampling seeds reported (default: 1)")
+    p.add_argument("--inception-n", type=int, default=0, metavar="N",
+                   help="headtohead: also the Inception FID of each row's chosen setting on N images (default: off)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("run", help="the default suite: train + sample 4 methods on MNIST (README's main job)",

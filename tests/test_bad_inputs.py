@@ -179,6 +179,8 @@ CASES = [
     c("sample-cfg-interval-reversed", [*SAMPLE, "--cfg-interval", "0.5", "0.2"], UNDERSCORE("cfg_interval")),
     c("sample-cfg-interval-nan", [*SAMPLE, "--cfg-interval", "nan", "1"], UNDERSCORE("cfg_interval"), "nan"),
     c("sample-ema-abc", [*SAMPLE, "--ema", "abc"], "--ema", "abc", style=ARGPARSE),
+    c("sample-checkpoint-step-zero", [*SAMPLE, "--checkpoint-step", "0"], "checkpoint_step", "0"),
+    c("sample-checkpoint-step-not-kept", [*SAMPLE, "--checkpoint-step", "2"], "no checkpoint of step 2"),
     c("sample-ema-not-kept", [*SAMPLE, "--ema", "0.5"], ("ema", "EMA"), "0.5"),
     c("sample-ema-above-one", [*SAMPLE, "--ema", "1.5"], ("ema", "EMA"), "1.5"),
     c("sample-sampler-unknown", [*SAMPLE, "--sampler", "nope"], "nope"),
@@ -298,6 +300,11 @@ CASES = [
       style=ARGPARSE),
     c("table-metric-unknown", ["table", "--store", "{data}/good.jsonl", "--metric", "nope"], "nope"),
     c("table-spec-missing", ["table", "{data}/specs/missing.toml"], "missing.toml"),
+    c("table-best-seeds-overlap", ["table", "--store", "{data}/good.jsonl", "--best", "cfg_scale",
+                                   "--select-seeds", "0,1", "--report-seeds", "1"], "overlap"),
+    c("table-best-axis-unknown", ["table", "--store", "{data}/good.jsonl", "--best", "colour"], "colour"),
+    c("table-best-seeds-garbage", ["table", "--store", "{data}/good.jsonl", "--best", "cfg_scale",
+                                   "--select-seeds", "a-b"], "--select-seeds", "a-b"),
 
     # ---- plot -----------------------------------------------------------------------------------------------
     c("plot-store-missing", ["plot", "--store", "{data}/missing.jsonl", "--out-dir", "{out}/plots"],
@@ -356,6 +363,10 @@ CASES = [
                                           "--spec", "{data}/specs/missing.toml"], "missing.toml"),
     c("reproduce-ablation-executor-unknown", ["reproduce", "ablation", "--executor", "nope"], "nope",
       style=ARGPARSE),
+    c("reproduce-ablation-best-overlap", ["reproduce", "ablation", "--quick", "--out", "{out}/ablation", "--best",
+                                          "cfg_scale", "--select-seeds", "1", "--report-seeds", "1"], "overlap"),
+    c("reproduce-ablation-best-axis-unknown", ["reproduce", "ablation", "--quick", "--out", "{out}/ablation",
+                                               "--best", "colour"], "colour"),
     c("reproduce-toy-dist-unknown", ["reproduce", "toy", "--quick", "--out", "{out}/toy", "--dist", "nope"], "nope"),
 
     # ---- run (the default suite) -----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ BUDGETS = {"heun": (10, 20), "hdfm_exact": (10, 20), "hdfm_adaptive": (10, 20), 
 AXES = ("cfg_scale", "ema", "steps")
 QUICK_GRID = {"cfg_scale": (1.0, 3.0)}
 TABLE_METRICS = ["fid", "kid", "class_accuracy", "r_hf"]
+INCEPTION = "inception-offline"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +114,10 @@ def budgets(run) -> tuple:
 
 
 def reproduce_headtohead(quick: bool = False, out: str | Path = "results/headtohead", executor: str = "debug",
-                         spec: str | Path | None = None, sets=(), rows: tuple[Row, ...] = ROWS) -> dict:
+                         spec: str | Path | None = None, sets=(), rows: tuple[Row, ...] = ROWS,
+                         inception_n: int = 0) -> dict:
+    """``inception_n`` > 0: also the Inception FID (``inception-offline``) of every row's chosen setting
+    at the end of training, on ``inception_n`` images of the report seeds."""
     out = Path(out) / ("quick" if quick else "")
     spec = Path(spec or SPEC)
     sweep = run_sweep(spec, executor, sets, quick=quick)
@@ -143,6 +147,9 @@ def reproduce_headtohead(quick: bool = False, out: str | Path = "results/headtoh
             for seed in REPORT_SEEDS:
                 for step in [s for s in kept_steps(run.config.run_dir()) if s < run.config.steps] + [None]:
                     measure(run, row.label, setting.replace(seed=seed, checkpoint_step=step))
+                if inception_n:
+                    measure(run, row.label, setting.replace(seed=seed, extractor=INCEPTION, n=inception_n,
+                                                            metrics=("fid",)))
     df = measure.frame()
     return write_outputs(df, sweep, spec, out, chosen, selection, rows)
 
@@ -179,6 +186,9 @@ def claim_over_steps(curve: pd.DataFrame) -> list[dict]:
 
 def write_outputs(df: pd.DataFrame, sweep, spec: Path, out: Path, chosen: dict, selection: pd.DataFrame,
                   rows) -> dict:
+    protos = df["protocol_json"].map(json.loads)
+    inception = df[protos.map(lambda p: p["extractor"] == INCEPTION)]
+    df = df[protos.map(lambda p: p["extractor"] != INCEPTION)]
     final = _final(df, sweep)
     tuned, _ = tables.best_settings(final, AXES, SELECT_SEEDS, REPORT_SEEDS)
     tuned_md, _ = tables.make_table(tuned, columns=[m for m in TABLE_METRICS if m in set(tuned["metric"])])
@@ -211,17 +221,27 @@ def write_outputs(df: pd.DataFrame, sweep, spec: Path, out: Path, chosen: dict, 
             "seeds)\n\n" + curve_md + "\n\n**Does blur help (HDFM x-pred vs noise FM x-pred, chosen settings)?**\n\n"
             + "\n".join(f"- step {c['step']}: HDFM {c['hdfm_x']:.3g} vs noise FM {c['noise_fm_x']:.3g} "
                         f"(gap {c['gap']:+.3g}, seed noise ±{c['seed_noise']:.2g}): {c['verdict']}" for c in claim)
+            + _inception_text(inception)
             + "\n\n**Selection grid** (FID on seeds A; * = chosen)\n\n"
             + tables.selection_grid(selection, AXES) + "\n")
     write_text(out / "table.md", text)
-    ResultStore.write_fresh(out / FILE_NAME, [r for r in ResultStore(sweep.store).rows()
-                                              if r.get("eval_key") in set(df["eval_key"]) | set(fixed["eval_key"])])
+    keys = set(df["eval_key"]) | set(fixed["eval_key"]) | set(inception["eval_key"])
+    ResultStore.write_fresh(out / FILE_NAME, [r for r in ResultStore(sweep.store).rows() if r.get("eval_key") in keys])
     fig = plot_curve(curve, out / "fid_vs_steps.png")
     summary = {"spec": str(spec), "chosen": chosen, "claim": claim, "table": str(out / "table.md"),
                "figure": str(fig)}
     write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
     print(text)
     return summary
+
+
+def _inception_text(inception: pd.DataFrame) -> str:
+    if inception.empty:
+        return ""
+    n = json.loads(inception["protocol_json"].iloc[0])["n_gen"]
+    text, _ = tables.make_table(inception[inception["metric"] == "fid"].assign(metric="Inception FID"),
+                                columns=["Inception FID"])
+    return f"\n\n**Inception FID** ({INCEPTION}, n = {n}, the chosen settings on seeds B, end of training)\n\n{text}"
 
 
 def _budget_text() -> str:

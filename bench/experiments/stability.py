@@ -5,8 +5,9 @@ prior z0 perturbed by δ = 1e-6 × an independent standard normal draw (``Genera
 sampler maps the two to the same images up to rounding; an unstable one amplifies δ into different
 images. Reported: the share of uint8 pixels that differ, their mean absolute difference (grey levels),
 the FID of both draws and their difference, against the seed noise of FID (its standard deviation over
-``noise_seeds`` further sampling seeds, the same n). The criterion of issue 17.3: |ΔFID| within
-the seed noise.
+``noise_seeds`` further sampling seeds, the same n). A second twin perturbs the network's input at
+every call instead (``Generator.perturb_calls``), which is what different float rounding on two
+machines does. The criterion of issue 17.3: |ΔFID| within the seed noise.
 """
 from __future__ import annotations
 
@@ -44,63 +45,86 @@ class Probe:
     settings: EvalSettings
 
 
-def _draw(ev: Evaluation, perturb: float) -> tuple[torch.Tensor, float]:
-    """The n images (uint8) and their FID with the prior perturbed by ``perturb``."""
-    ev.gen.perturb = perturb
+def _draw(ev: Evaluation, perturb: float, where: str = "z0") -> tuple[torch.Tensor, float]:
+    """The n images (uint8) and their FID with the prior (``where="z0"``) or the network's input at every
+    call (``"calls"``) perturbed by ``perturb`` × a standard normal draw."""
+    attr = {"z0": "perturb", "calls": "perturb_calls"}[where]
+    setattr(ev.gen, attr, perturb)
     try:
         part = ev.measure(0, ev.settings.n, keep=ev.settings.n)
     finally:
-        ev.gen.perturb = 0.0
+        setattr(ev.gen, attr, 0.0)
     fid = next(r["value"] for r in ev.rows([part]) if r["metric"] == "fid")
     return unit_to_u8(ev.kept["samples"]), float(fid)
 
 
-def measure(probe: Probe, perturb: float = PERTURBATION, noise_seeds: tuple[int, ...] = (2, 3, 4)) -> dict:
-    """Pixels and FID of the plain and the perturbed draw, and the seed noise of FID."""
+#: the per-call perturbations swept: float32 rounding (~1e-7) is far below the first; bf16 (~4e-3)
+#: and TF32 (~5e-4) rounding on a GPU sit between the last ones
+CALL_DELTAS = (1e-6, 1e-4, 1e-3, 1e-2)
+
+
+def measure(probe: Probe, perturb: float = PERTURBATION, noise_seeds: tuple[int, ...] = (2, 3, 4),
+            call_deltas: tuple[float, ...] = CALL_DELTAS) -> dict:
+    """Pixels and FID of the plain draw and of its perturbed twins — z0 perturbed once by ``perturb``,
+    and the network's input perturbed at every call by each of ``call_deltas`` — and the seed noise of
+    FID. ``stable``: both twins at ``perturb`` (z0 and every call) have their FID within the seed noise."""
     ev = Evaluation(probe.run_dir, probe.settings, trajectory_n=0)
     a, fid_a = _draw(ev, 0.0)
-    b, fid_b = _draw(ev, perturb)
-    diff = (a.int() - b.int()).abs().float()
     fids = [fid_a]
     for s in noise_seeds:
         other = Evaluation(probe.run_dir, probe.settings.replace(seed=s), trajectory_n=0)
         fids.append(_draw(other, 0.0)[1])
+    seed_std = float(np.std(fids, ddof=1))
+
+    def twin(delta: float, where: str) -> dict:
+        b, fid_b = _draw(ev, delta, where)
+        diff = (a.int() - b.int()).abs().float()
+        return {"delta": delta, "where": where, "pixels_differing": float((diff > 0).float().mean()),
+                "mean_abs_diff": float(diff.mean()), "fid": fid_b, "fid_change": abs(fid_b - fid_a),
+                "_images": b[:8]}
+
+    twins = [twin(perturb, "z0")] + [twin(d, "calls") for d in call_deltas]
+    at = [t for t in twins if t["delta"] == perturb]
     proto = ev.gen.protocol(0, 0)
     return {"label": probe.label, "run_id": proto["run_id"], "sampler": proto["sampler"],
             "sampler_params": proto["sampler_params"], "steps": proto["steps"], "cfg_scale": probe.settings.cfg_scale,
-            "ema": probe.settings.ema, "n": probe.settings.n, "perturbation": perturb,
-            "pixels_differing": float((diff > 0).float().mean()), "mean_abs_diff": float(diff.mean()),
-            "fid": fid_a, "fid_perturbed": fid_b, "fid_change": abs(fid_b - fid_a),
-            "fid_seed_std": float(np.std(fids, ddof=1)), "fid_seeds": fids,
-            "stable": bool(abs(fid_b - fid_a) <= np.std(fids, ddof=1)),
-            "_images": (a[:8], b[:8])}
+            "ema": probe.settings.ema, "n": probe.settings.n, "perturbation": perturb, "fid": fid_a,
+            "fid_seed_std": seed_std, "fid_seeds": fids, "twins": twins,
+            "stable": bool(all(t["fid_change"] <= seed_std for t in at)),
+            "_images": [a[:8]] + [t["_images"] for t in twins if t["where"] == "calls"][-2:]}
 
 
 def table(results: list[dict]) -> str:
     from tabulate import tabulate
 
-    body = [[r["label"], f"{r['sampler']} {r['steps']}" + (f" {r['sampler_params']}" if r["sampler_params"] else ""),
-             f"{100 * r['pixels_differing']:.2f} %", f"{r['mean_abs_diff']:.2f}", f"{r['fid']:.2f}",
-             f"{r['fid_perturbed']:.2f}", f"{r['fid_change']:.2f}", f"{r['fid_seed_std']:.2f}",
+    def sampler(r: dict) -> str:
+        extra = {k: v for k, v in r["sampler_params"].items() if k != "steps"}
+        return f"{r['sampler']} {r['steps']}" + (f" {extra}" if extra else "")
+
+    def cell(t: dict) -> str:
+        return f"{100 * t['pixels_differing']:.2f} % / {t['mean_abs_diff']:.2f} / {t['fid']:.2f}"
+
+    heads = [f"{'z0' if t['where'] == 'z0' else 'every call'} + {t['delta']:g}·ξ" for t in results[0]["twins"]]
+    body = [[r["label"], sampler(r), f"{r['fid']:.2f} ± {r['fid_seed_std']:.2f}", *map(cell, r["twins"]),
              "yes" if r["stable"] else "**no**"] for r in results]
-    return tabulate(body, headers=["row", "sampler", "pixels differing", "mean |Δ| (grey levels)", "FID",
-                                   "FID (z0 + 1e-6)", "|ΔFID|", "seed std of FID", "|ΔFID| ≤ seed std"],
-                    tablefmt="github")
+    return tabulate(body, headers=["row", "sampler", "FID ± seed std", *heads,
+                                   f"|ΔFID| ≤ seed std at {results[0]['perturbation']:g}"], tablefmt="github")
 
 
 def figure(results: list[dict], dest: Path) -> Path:
-    """For each row, 8 images of the plain draw above the same 8 of the perturbed draw."""
+    """For each row, 8 images of the plain draw above the same 8 with the two largest per-call perturbations."""
     from hdfm_bench.evaluation import plots
 
     plt, _ = plots.pyplot()
     fig, axes = plt.subplots(len(results), 1, figsize=(8, 2.1 * len(results)), squeeze=False)
     for ax, r in zip(axes[:, 0], results):
-        a, b = r["_images"]
-        rows = [torch.cat(list(x.permute(0, 2, 3, 1)), dim=1) for x in (a, b)]  # (H, 8W, C)
+        rows = [torch.cat(list(x.permute(0, 2, 3, 1)), dim=1) for x in r["_images"]]  # (H, 8W, C) each
         img = torch.cat(rows, dim=0).squeeze(-1).numpy()
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
-        ax.set_title(f"{r['label']}: plain (top), z0 + 1e-6 (bottom); {100 * r['pixels_differing']:.1f} % of pixels "
-                     "differ", fontsize=8)
+        big = [t for t in r["twins"] if t["where"] == "calls"][-2:]
+        ax.set_title(f"{r['label']}: plain, then every call + {big[0]['delta']:g}·ξ and + {big[1]['delta']:g}·ξ "
+                     f"({100 * big[0]['pixels_differing']:.0f} % and {100 * big[1]['pixels_differing']:.0f} % of "
+                     "pixels differ)", fontsize=8)
         ax.axis("off")
     fig.tight_layout()
     return plots.save_figure(fig, dest)
@@ -108,10 +132,12 @@ def figure(results: list[dict], dest: Path) -> Path:
 
 def write(results: list[dict], out: Path, head: str) -> dict:
     out = Path(out)
-    text = head + table(results) + "\n"
+    text = head + table(results) + "\n\nCells: share of uint8 pixels that differ from the plain draw / their mean " \
+        "absolute difference in grey levels / the FID of the perturbed draw.\n"
     write_text(out / "table.md", text)
     fig = figure(results, out / "stability.png")
-    clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
+    clean = [{**{k: v for k, v in r.items() if not k.startswith("_")},
+              "twins": [{k: v for k, v in t.items() if not k.startswith("_")} for t in r["twins"]]} for r in results]
     write_text(out / "stability.json", json.dumps(clean, indent=2))
     print(text)
     return {"table": str(out / "table.md"), "figure": str(fig), "rows": clean}

@@ -42,6 +42,19 @@ def resolve_sampler(path_name: str, settings: SamplingSettings, **path_params) -
     return name, params
 
 
+class PerturbedCalls:
+    """A stability probe around a denoiser: every call sees z + δ·ξ, ξ a fresh standard normal draw
+    from a generator seeded with ``seed`` (so a probe repeats exactly)."""
+
+    def __init__(self, inner, delta: float, seed: int):
+        self.inner, self.delta = inner, float(delta)
+        self.evals_per_call = inner.evals_per_call
+        self.gen = torch.Generator().manual_seed(int(seed))
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.inner(z + self.delta * torch.randn(z.shape, generator=self.gen).to(z), t)
+
+
 @dataclasses.dataclass
 class Batch:
     """Images ``indices`` of an evaluation: samples in [-1, 1], their labels (None when
@@ -78,9 +91,11 @@ class Generator:
         self.conditional = cfg.conditional and self.task.num_classes > 0
         self.parameters = sum(q.numel() for q in self.model.parameters())
         self._train_x = None
-        #: a numerical-stability probe, not part of the protocol: add ``perturb`` × a fixed standard normal
-        #: draw (independent of the image's own) to every prior z0 (bench/experiments/stability.py)
+        #: numerical-stability probes, not part of the protocol (bench/experiments/stability.py): add
+        #: ``perturb`` × a fixed standard normal draw (independent of the image's own) to every prior z0, and
+        #: ``perturb_calls`` × a fresh draw to the network's input at every call (as float rounding does)
         self.perturb = 0.0
+        self.perturb_calls = 0.0
 
     @property
     def steps(self) -> int:
@@ -112,6 +127,8 @@ class Generator:
                 z0 = z0 + self.perturb * ImageGenerators(PERTURB_SEED, indices).randn(shape).to(dev)
             guided = Guided(self.model, None if labels is None else labels.to(dev), null, s.cfg_scale,
                             s.cfg_interval)
+            if self.perturb_calls:
+                guided = PerturbedCalls(guided, self.perturb_calls, seed=indices[0])
             res = self.sampler.sample(self.path, guided, z0, self.target,
                                       noise=lambda step: gens.randn(shape).to(dev), callback=callback)
             samples, z0 = res.samples.cpu(), z0.cpu()
@@ -183,4 +200,4 @@ def generate(run_dir: str | Path, settings: SamplingSettings | None = None, *, p
             "config": gen.config, "parameters": gen.parameters}
 
 
-__all__ = ["Batch", "Generator", "generate", "resolve_sampler"]
+__all__ = ["Batch", "Generator", "generate", "resolve_sampler", "PerturbedCalls", "PERTURB_SEED"]

@@ -36,12 +36,16 @@ def test_perturbation_moves_z0_by_exactly_delta_xi(run):
 
 def test_probe_of_an_x_prediction_ode_is_stable(run):
     s = EvalSettings(n=24, steps=4, ema=0.9, metrics=("fid",))
-    r = measure(Probe("noise FM", run, s), perturb=0.0, noise_seeds=(2, 3))
-    assert r["pixels_differing"] == 0 and r["fid_change"] == 0 and r["stable"]  # the same input: the same images
-    r = measure(Probe("noise FM", run, s), noise_seeds=(2, 3))
-    assert r["pixels_differing"] < 0.01 and r["mean_abs_diff"] < 0.05
-    assert r["fid_change"] <= r["fid_seed_std"] and len(r["fid_seeds"]) == 3
-    assert "noise FM" in table([r]) and "| yes" in table([r])
+    r = measure(Probe("noise FM", run, s), perturb=0.0, noise_seeds=(2, 3), call_deltas=(0.0,))
+    assert all(t["pixels_differing"] == 0 and t["fid_change"] == 0 for t in r["twins"])  # same input, same images
+    assert r["stable"] and len(r["fid_seeds"]) == 3
+    r = measure(Probe("noise FM", run, s), noise_seeds=(2, 3), call_deltas=(1e-6, 1e-1))
+    small, large = r["twins"][1], r["twins"][2]
+    assert r["twins"][0]["where"] == "z0" and small["where"] == "calls"
+    assert small["pixels_differing"] < 0.01 and small["mean_abs_diff"] < 0.05 and r["stable"]
+    assert large["mean_abs_diff"] > 10 * small["mean_abs_diff"]  # a large perturbation does show
+    text = table([r])
+    assert "noise FM" in text and "every call + 0.1·ξ" in text and "| yes" in text
 
 
 def test_dynamic_threshold_matches_its_definition():
