@@ -660,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the default suite: train + sample 4 methods on MNIST (README's main job)",
                        description="Train noise_fm (x-pred, v-loss), hdfm (x-pred), blurring_diffusion "
-                                   "(eps-pred) and ihdm with one ViT and one budget on MNIST, sample each "
+                                   "(x-pred, x-loss) and ihdm with one ViT and one budget on MNIST, sample each "
                                    "class-conditionally and write a grid per method. Re-running resumes.")
     p.add_argument("--quick", action="store_true", help="a small budget for a first look (< 3 min)")
     p.add_argument("--method", action="append", help="only this method (repeatable)")

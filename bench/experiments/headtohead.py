@@ -47,7 +47,7 @@ BUDGETS = {"heun": (10, 20), "hdfm_exact": (10, 20), "hdfm_adaptive": (10, 20), 
            "posterior": (25, 50)}
 AXES = ("cfg_scale", "ema", "steps")
 QUICK_GRID = {"cfg_scale": (1.0, 3.0)}
-TABLE_METRICS = ["fid", "kid", "class_accuracy", "r_hf"]
+TABLE_METRICS = ["fid", "kid", "class_accuracy", "r_hf", "lsd"]
 INCEPTION = "inception-offline"
 
 
@@ -192,6 +192,9 @@ def write_outputs(df: pd.DataFrame, sweep, spec: Path, out: Path, chosen: dict, 
     final = _final(df, sweep)
     tuned, _ = tables.best_settings(final, AXES, SELECT_SEEDS, REPORT_SEEDS)
     tuned_md, _ = tables.make_table(tuned, columns=[m for m in TABLE_METRICS if m in set(tuned["metric"])])
+    bands = sorted({m for m in tuned["metric"] if m.startswith("band_ratio@")},
+                   key=lambda m: float(m.split("@")[1].split("-")[0]))
+    bands_md = tables.make_table(tuned, columns=bands, digits=3)[0] if bands else ""
     fixed = ResultStore(sweep.store).read()
     fixed = fixed[fixed["eval_key"].isin({k for r in sweep.runs for k in r.eval_keys(False)})].copy()
     fixed["method"] = [next((r.label for r in rows if (r.path, r.target) == (p, t)), f"{p} · {t}")
@@ -215,7 +218,9 @@ def write_outputs(df: pd.DataFrame, sweep, spec: Path, out: Path, chosen: dict, 
                 f"FID is chosen; the table reports the chosen setting on sampling seed(s) {list(REPORT_SEEDS)} (other "
                 "images) of every training seed.\n\n")
     text = (head + protocol + "**Tuned (best setting per row, selected on seeds A, reported on seeds B)**\n\n"
-            + tuned_md + "\n\n**Fixed protocol** (each path's own sampler and budget, CFG 1, EMA 0.999, "
+            + tuned_md + "\n\n**Spectral ratio by frequency band** (generated / reference power per band, cycles per "
+            "pixel; 1 is ideal; the tuned rows)\n\n" + bands_md
+            + "\n\n**Fixed protocol** (each path's own sampler and budget, CFG 1, EMA 0.999, "
             + f"sampling seed {e.seed}; no tuning)\n\n" + fixed_md
             + "\n\n**FID against training steps** (the chosen setting, sampling seed B; mean ± std over training "
             "seeds)\n\n" + curve_md + "\n\n**Does blur help (HDFM x-pred vs noise FM x-pred, chosen settings)?**\n\n"

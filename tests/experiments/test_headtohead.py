@@ -81,3 +81,15 @@ def test_claim_compares_the_gap_with_seed_noise():
     assert c["verdict"] == "blur helps" and c["gap"] == -10.0 and abs(c["seed_noise"] - 2.0) < 1e-12
     curve["fid"] = [10.0, 14.0, 11.0, 15.0]
     assert claim_over_steps(curve)[0]["verdict"] == "within seed noise"
+
+
+def test_inception_rows_get_their_own_table():
+    from hdfm_bench.experiments.headtohead import INCEPTION, _inception_text
+    from tests.evaluation.helpers import frame, rows
+
+    inc = frame(rows("noise FM · x-pred", "fid", [30.0, 34.0], extractor=INCEPTION, n_gen=500),
+                rows("HDFM · x-pred", "fid", [20.0, 22.0], extractor=INCEPTION, n_gen=500))
+    text = _inception_text(inc)
+    assert "Inception FID** (inception-offline, n = 500" in text
+    assert "**21 ± 1.4 (best 20)**" in text and "32 ± 2.8 (best 30)" in text
+    assert _inception_text(inc.iloc[:0]) == ""

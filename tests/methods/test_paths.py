@@ -222,9 +222,12 @@ def test_ihdm_prev_mean_cannot_be_measured_in_x_space():
         Objective(make_path("ihdm"), "prev_mean", "x")
 
 
-def test_objective_defaults_are_the_papers_recipes():
+def test_objective_defaults_are_the_papers_recipes_but_bdm():
     assert Objective(get_path("noise_fm")).describe() == "noise_fm: x-prediction, v-loss (l2)"
-    assert Objective(get_path("blurring_diffusion")).describe() == "blurring_diffusion: eps-prediction, eps-loss (l2)"
+    # BDM's default is x-prediction, x-loss (docs/methods.md §12.13); the paper's recipe stays one option away
+    assert Objective(get_path("blurring_diffusion")).describe() == "blurring_diffusion: x-prediction, x-loss (l2)"
+    assert Objective(get_path("blurring_diffusion"), "eps", "eps").describe() == \
+        "blurring_diffusion: eps-prediction, eps-loss (l2)"
     assert Objective(make_path("ihdm")).describe() == "ihdm: prev_mean-prediction, prev_mean-loss (l2)"
     assert Objective(get_path("cold_blur")).describe() == "cold_blur: x-prediction, x-loss (l1)"
     assert set(SMALL) <= set(list_paths())

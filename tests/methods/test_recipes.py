@@ -21,7 +21,7 @@ def test_the_published_recipes():
     assert recipe("hdfm").sampler == "hdfm_exact"  # the exact-β sampler (docs/methods.md §6.5)
     assert recipe("hdfm_code").sampler == "hdfm_adaptive"
     assert (recipe("noise_fm").target, recipe("noise_fm").loss, recipe("noise_fm").steps) == ("x", "v", 20)
-    assert recipe("blurring_diffusion").objective() == "eps-prediction, eps-loss"
+    assert recipe("blurring_diffusion").objective() == "x-prediction, x-loss"  # not the paper's ε (§12.13)
     assert recipe("cold_blur").objective() == "x-prediction, x-loss, L1"
     assert recipe("ihdm").steps is None  # one step per level
 
