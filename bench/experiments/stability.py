@@ -165,8 +165,8 @@ def reproduce_stability(quick: bool = False, out: str | Path = "results/stabilit
         print(f"{label}: probing run {runs[0].run_id}", flush=True)
         results.append(measure(Probe(label, runs[0].config.run_dir(), settings)))
     head = (f"Sampler stability on {sweep.name} (training seed 0 of each row, {sweep.runs[0].config.steps} steps): "
-            f"the same n = {n} images (sampling seed 0, CFG 1, EMA {max(sweep.runs[0].config.ema_decays)}, each path's own "
-            "sampler and budget) drawn "
+            f"the same n = {n} images (sampling seed 0, CFG 1, EMA {max(sweep.runs[0].config.ema_decays)}, each "
+            "path's own sampler and budget) drawn "
             f"again with z0 + {PERTURBATION:g}·ξ, and with the network's input + δ·ξ at every call (a fresh ξ per "
             "call), δ = 1e-6 … 1e-2. Seed noise: the standard deviation of FID over sampling seeds 0, 2, 3, 4 "
             "(same n).\n\n")
