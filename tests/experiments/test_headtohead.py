@@ -93,3 +93,19 @@ def test_inception_rows_get_their_own_table():
     assert "Inception FID** (inception-offline, n = 500" in text
     assert "**21 ± 1.4 (best 20)**" in text and "32 ± 2.8 (best 30)" in text
     assert _inception_text(inc.iloc[:0]) == ""
+
+
+def test_curve_steps_take_every_second_kept_checkpoint_beyond_three(tmp_path):
+    import types
+
+    from hdfm_bench.core.rundir import kept_checkpoint_path
+    from hdfm_bench.experiments.headtohead import curve_steps
+
+    def run(kept, steps):
+        for s in kept:
+            kept_checkpoint_path(tmp_path / str(steps), s).parent.mkdir(parents=True, exist_ok=True)
+            kept_checkpoint_path(tmp_path / str(steps), s).write_bytes(b"")
+        return types.SimpleNamespace(config=types.SimpleNamespace(run_dir=lambda: tmp_path / str(steps), steps=steps))
+
+    assert curve_steps(run([300, 600, 900, 1200, 1500, 1800], 1800)) == [600, 1200]  # + the last, 1800
+    assert curve_steps(run([400, 800], 800)) == [400]
