@@ -10,7 +10,7 @@
    (:func:`tables.choose_settings`).
 3. **Report.** The chosen setting is evaluated on sampling seed B (:data:`REPORT_SEEDS`, other
    images than the ones the choice was made on) for every training seed, at the end of training
-   and at every kept checkpoint: the tuned table and FID against training steps.
+   and at the kept checkpoints of :func:`curve_steps`: the tuned table and FID against training steps.
 
 Outputs (``results/headtohead/``): results.jsonl (every row measured, protocol-stamped),
 table.md (tuned table, fixed-protocol table, the selection grid, FID by training step, the claim
