@@ -42,8 +42,9 @@ METHODS: dict[str, dict] = {
 # → 4×4 tokens at 28×28, JiT's large-patch design. Measured on 2 cores: ~0.1 s per step at batch 96
 # (patch 4, 7×7 tokens: ~0.2 s). At 700 steps (67k images, ~1.1 epoch) patch 7 gave noise FM / HDFM
 # FID 2.61 / 2.99 and class accuracy 0.99 / 0.99 against 3.02 / 3.34 and 0.92 / 0.97 with patch 4,
-# IHDM 39.3 against 33.9, and Blurring Diffusion (eps-prediction) 72.8 against 34.7 — a failing model
-# either way (class accuracy 0.10 / 0.20); README "The main job's wall time".
+# IHDM 39.3 against 33.9, and Blurring Diffusion with the paper's eps-prediction 72.8 against 34.7 — a
+# failing model either way (class accuracy 0.10 / 0.20; with its x-prediction default now: 6.86, 0.996);
+# README "The main job's wall time".
 BUDGET = {"task": "mnist", "backbone": "vit",
           "backbone_params": {"size": "tiny", "patch": 7},
           "lr": 2e-3, "warmup": 50, "ema_decays": [0.99, 0.999],
