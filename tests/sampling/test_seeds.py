@@ -47,7 +47,11 @@ def test_stochastic_noise_is_drawn_per_image(runs):
     gen = Generator(runs["blurring_diffusion"], s)
     alone = gen.batch([3]).samples
     among = gen.batch([0, 1, 2, 3, 4]).samples[3:4]
-    assert torch.equal(alone, among)
+    # equal up to the backbone's batch-size-dependent float rounding (bit-equality across batch sizes is
+    # what Generator.batches' aligned blocks give, tested above)
+    torch.testing.assert_close(alone, among, rtol=0, atol=1e-5)
+    other = Generator(runs["blurring_diffusion"], s.replace(seed=2)).batch([3]).samples
+    assert (other - alone).abs().max() > 0.1
 
 
 def test_labels_are_balanced_by_index(runs):
