@@ -31,6 +31,18 @@ def save_figure(fig, dest: str | Path, dpi: int = 120) -> Path:
     plt.close(fig)
     return out
 
+def lines_by_method(data: pd.DataFrame, x: str, y: str, dest: str | Path, xlabel: str, ylabel: str, *,
+                    xscale: str = "linear", yscale: str = "linear") -> Path:
+    """One line per method (mean, ± std band over the rows of each x), markers, legend inside."""
+    plt, sns = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    sns.lineplot(data=data, x=x, y=y, hue="method", marker="o", errorbar="sd", ax=ax)
+    ax.set_xscale(xscale), ax.set_yscale(yscale), ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return save_figure(fig, dest)
+
+
 def plot_metric_vs_nfe(df: pd.DataFrame, dest: str | Path, metric: str = "fid") -> Path:
     """FID (or any metric) versus counted NFE, one line per method."""
     plt, sns = pyplot()

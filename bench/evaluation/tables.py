@@ -230,7 +230,11 @@ def choose_settings(df: pd.DataFrame, axes: Sequence[str], select_seeds: Sequenc
 
     Returns ({group: {axis: value as in the rows' protocol}}, the selection grid: one line per group
     and setting with the mean of ``metric`` over seeds A, its count and ``chosen``)."""
-    df = _settings_frame(df, axes)
+    return _choose(_settings_frame(df, axes), axes, select_seeds, metric, by)
+
+
+def _choose(df: pd.DataFrame, axes: Sequence[str], select_seeds: Sequence[int], metric: str,
+            by: Sequence[str]) -> tuple[dict, pd.DataFrame]:
     chosen, grid = {}, []
     for group, g in df.groupby(list(by), sort=False):
         group = group if isinstance(group, tuple) else (group,)
@@ -267,8 +271,8 @@ def best_settings(df: pd.DataFrame, axes: Sequence[str], select_seeds: Sequence[
     (reported rows, the full selection grid of :func:`choose_settings`).
     """
     check_selection(axes, select_seeds, report_seeds)
-    chosen, grid = choose_settings(df, axes, select_seeds, metric, by)
     framed = _settings_frame(df, axes)
+    chosen, grid = _choose(framed, axes, select_seeds, metric, by)
     keep = []
     for group, g in framed.groupby(list(by), sort=False):
         group = group if isinstance(group, tuple) else (group,)

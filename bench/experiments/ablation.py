@@ -146,11 +146,5 @@ def reproduce_ablation(quick: bool = False, out: str | Path = "results/ablation"
 
 
 def plot_fid_vs_nfe(df: pd.DataFrame, dest: Path) -> Path:
-    plt, sns = plots.pyplot()
-    sub = df[df["metric"] == "fid"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    sns.lineplot(data=sub, x="nfe", y="value", hue="method", marker="o", errorbar="sd", ax=ax)
-    ax.set_xscale("log"), ax.set_xlabel("counted NFE per sample"), ax.set_ylabel("FID (domain extractor)")
-    ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    return plots.save_figure(fig, dest)
+    return plots.lines_by_method(df[df["metric"] == "fid"], "nfe", "value", dest, "counted NFE per sample",
+                                 "FID (domain extractor)", xscale="log")

@@ -74,8 +74,8 @@ ROWS = (
 class Measurer:
     """Evaluates (run, setting) pairs into the sweep's store, skipping those already stored."""
 
-    def __init__(self, sweep, n: int):
-        self.sweep, self.n = sweep, n
+    def __init__(self, sweep):
+        self.sweep = sweep
         self.store = ResultStore(sweep.store)
         self.stored = {r.get("eval_key") for r in self.store.rows()}
         self.keys: set[str] = set()
@@ -102,7 +102,7 @@ def _runs(sweep, row: Row) -> list:
     return sorted(runs, key=lambda r: r.config.seed)
 
 
-def _base(sweep, row: Row, run) -> EvalSettings:
+def _base(row: Row, run) -> EvalSettings:
     e = run.evals[0]  # the spec's fixed protocol: its n, extractor, reference and metrics
     return EvalSettings(n=e.n, extractor=e.extractor, reference_split=e.reference_split, metrics=e.metrics,
                         cfg_interval=e.cfg_interval, sampler_params=dict(row.sampler_params))
@@ -122,14 +122,14 @@ def reproduce_headtohead(quick: bool = False, out: str | Path = "results/headtoh
     spec = Path(spec or SPEC)
     sweep = run_sweep(spec, executor, sets, quick=quick)
     grid = QUICK_GRID if quick else GRID
-    measure = Measurer(sweep, sweep.runs[0].evals[0].n)
+    measure = Measurer(sweep)
     rows = [r for r in rows if _runs(sweep, r)]
     if not rows:
         raise ValueError(f"{spec}: none of the comparison's rows ({', '.join(r.label for r in ROWS)}) is in the sweep")
     chosen: dict[str, dict] = {}
     for row in rows:  # 2. selection on seeds A, first training seed
         runs = _runs(sweep, row)
-        base = _base(sweep, row, runs[0])
+        base = _base(row, runs[0])
         steps = budgets(runs[0])[:1] if quick else budgets(runs[0])
         emas = runs[0].config.ema_decays
         print(f"{row.label}: selecting over {len(grid['cfg_scale']) * len(emas) * len(steps)} settings")
@@ -142,7 +142,7 @@ def reproduce_headtohead(quick: bool = False, out: str | Path = "results/headtoh
         runs = _runs(sweep, row)
         c = choice[(row.label,)]
         chosen[row.label] = c
-        setting = _base(sweep, row, runs[0]).replace(cfg_scale=c["cfg_scale"], ema=c["ema"], steps=c["steps"])
+        setting = _base(row, runs[0]).replace(cfg_scale=c["cfg_scale"], ema=c["ema"], steps=c["steps"])
         for run in runs:
             for seed in REPORT_SEEDS:
                 for step in curve_steps(run) + [None]:
@@ -262,13 +262,8 @@ def _budget_text() -> str:
 
 
 def plot_curve(curve: pd.DataFrame, dest: Path) -> Path:
-    plt, sns = plots.pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    sns.lineplot(data=curve, x="step", y="fid", hue="method", marker="o", errorbar="sd", ax=ax)
-    ax.set_yscale("log"), ax.set_xlabel("training step"), ax.set_ylabel("FID (domain extractor, chosen setting)")
-    ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    return plots.save_figure(fig, dest)
+    return plots.lines_by_method(curve, "step", "fid", dest, "training step", "FID (domain extractor, chosen setting)",
+                                 yscale="log")
 
 
 __all__ = ["SPEC", "ROWS", "Row", "GRID", "BUDGETS", "reproduce_headtohead", "claim_over_steps", "curve_frame"]
