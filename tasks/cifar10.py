@@ -12,10 +12,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Param, Task, TaskError, one_line, register, u8_to_unit
+from hdfm_bench.core.messages import one_line
+
+from .contract import Param, Task
+from .errors import TaskError
+from .pixels import u8_to_unit
+from .registry import register_task
 
 
-@register
+@register_task
 class CIFAR10Task(Task):
     """CIFAR-10 (3, 32, 32), 10 classes, from torchvision's files under a given root."""
 

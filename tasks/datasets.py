@@ -19,7 +19,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .base import MemoryDataset, Param, Task, TaskError, one_line, u8_to_unit
+from hdfm_bench.core.messages import one_line
+
+from .contract import MemoryDataset, Param, Task
+from .errors import TaskError
+from .pixels import u8_to_unit
 
 
 def square(im: Image.Image, resolution: int) -> Image.Image:

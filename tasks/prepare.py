@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from hdfm_bench.core.io import atomic_path
 
-from .base import TaskError
 from .datasets import decode_square
+from .errors import TaskError
 from .imagefolder import ImageFolderTask
 
 ON_ERROR = ("fail", "skip")

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Param, Task, register
+from .contract import Param, Task
+from .registry import register_task
 
 DISTS = ("eight_gaussians", "two_moons", "spiral")
 _SPLIT_STREAM = {"train": 1, "test": 2}
@@ -60,7 +61,7 @@ def projection_matrix(dim: int, seed: int) -> np.ndarray:
     return q * np.sign(np.diag(r))[None, :]
 
 
-@register
+@register_task
 class ToyTask(Task):
     """JiT's toy task: ``dist`` (2-D) embedded in ``dim`` dimensions by a fixed orthogonal P."""
 

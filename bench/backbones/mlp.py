@@ -10,7 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from hdfm_bench.backbones.common import Backbone, BackboneError, as_int, resolve_params
+from hdfm_bench.backbones.layers import Backbone
+from hdfm_bench.backbones.params import BackboneError, as_int, resolve_params
+from hdfm_bench.backbones.registry import register_backbone
 
 PRESETS: dict[str, dict[str, Any]] = {"toy": dict(width=256, depth=5)}
 
@@ -34,8 +36,9 @@ class MLP(Backbone):
         return self.net(torch.cat(parts, dim=-1))
 
 
+@register_backbone("mlp", presets=PRESETS)
 def build_mlp(shape: tuple[int, ...], num_classes: int = 0, size: str = "toy", **overrides: Any) -> MLP:
-    """Build the toy MLP for signals of ``shape`` = (D,)."""
+    """JiT's toy MLP for signals (D,): ReLU layers on (z, t embedding, class embedding)."""
     p = resolve_params("mlp", PRESETS, size, overrides)
     if len(shape) != 1:
         raise BackboneError(f"mlp: needs a 1-D shape (D,), got {tuple(shape)}")

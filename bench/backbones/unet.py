@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdfm_bench.backbones.common import Backbone, BackboneError, as_float, as_int, resolve_params
+from hdfm_bench.backbones.layers import Backbone
+from hdfm_bench.backbones.params import BackboneError, as_float, as_int, resolve_params
+from hdfm_bench.backbones.registry import register_backbone
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_levels=(2,), dropout=0.0,
@@ -158,8 +160,9 @@ class UNet(Backbone):
         return self.out(h)
 
 
+@register_backbone("unet", presets=PRESETS)
 def build_unet(shape: tuple[int, ...], num_classes: int = 0, size: str = "tiny", **overrides: Any) -> UNet:
-    """Build an ADM-style UNet for images of ``shape`` = (C, H, W); see PRESETS for ``size``."""
+    """ADM-style U-Net for images (C, H, W), as in IHDM: residual blocks, attention at low resolution."""
     p = resolve_params("unet", PRESETS, size, overrides)
     if len(shape) != 3:
         raise BackboneError(f"backbone unet needs images (C, H, W), got shape {tuple(shape)}: use --backbone mlp "

@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdfm_bench.backbones.common import Backbone, BackboneError, RMSNorm, as_float, as_int, modulate, resolve_params
+from hdfm_bench.backbones.layers import Backbone, RMSNorm, modulate
+from hdfm_bench.backbones.params import BackboneError, as_float, as_int, resolve_params
+from hdfm_bench.backbones.registry import register_backbone
 
 _DEFAULTS = dict(mlp_ratio=8 / 3, in_context_tokens=0, in_context_start=0, dropout=0.0,
                  layersync=None, layersync_lambda=0.2)
@@ -216,8 +218,9 @@ class ViT(Backbone):
         return self.unpatchify(self.final(x[:, prefix:], cond))
 
 
+@register_backbone("vit", presets=PRESETS)
 def build_vit(shape: tuple[int, ...], num_classes: int = 0, size: str = "tiny", **overrides: Any) -> ViT:
-    """Build a JiT-style ViT for images of ``shape`` = (C, H, W); see PRESETS for ``size``."""
+    """JiT-style ViT for images (C, H, W): bottleneck patch embedding, adaLN-Zero blocks, 2-D RoPE."""
     p = resolve_params("vit", PRESETS, size, overrides)
     if len(shape) != 3:
         raise BackboneError(f"backbone vit needs images (C, H, W), got shape {tuple(shape)}: use --backbone mlp "

@@ -13,19 +13,20 @@ from typing import Any
 
 from .hashing import RUN_ID_DIGITS, short_hash
 from .overrides import OverrideError, apply_override, non_finite
+from .values import CoercionError, coerce
 
 BACKENDS = ("torch", "jax")
 DEVICES = ("auto", "cpu", "cuda")
 
 DOCS = {
-    "task": "data task (see tasks.list_tasks: toy, digits, mnist, cifar10, imagefolder)",
+    "task": "data task",
     "task_params": "task parameters, e.g. root=/data/cifar10",
-    "path": "corruption path (hdfm-bench list)",
+    "path": "corruption path",
     "path_params": "path parameters, e.g. a=0.5",
-    "target": "what the network predicts: x | eps | v | prev_mean ('' = the path's default)",
-    "loss": "loss space: x | eps | v | prev_mean ('' = the path's default for the target)",
+    "target": "what the network predicts ('' = the path's default)",
+    "loss": "loss space ('' = the path's default for the target)",
     "norm": "loss norm: l2 | l1 ('' = the path's default)",
-    "backbone": "network: vit | unet | mlp",
+    "backbone": "network",
     "backend": "training framework: torch | jax (equinox twins of vit and mlp; optax AdamW under jit)",
     "backbone_params": "backbone parameters, e.g. size=tiny, patch=4",
     "conditional": "class-conditional training (label dropout, CFG at sampling)",
@@ -68,7 +69,7 @@ class RunConfig:
     norm: str = ""            # "" = the path's default norm (l2; l1 for cold_blur)
     backbone: str = "vit"
     backbone_params: dict = dataclasses.field(default_factory=dict)
-    backend: str = "torch"    # torch | jax (bench/jax): same paths, objective and samplers
+    backend: str = "torch"    # torch | jax (training.jax_trainer, backbones.jax): same paths, objective and samplers
     conditional: bool = True  # class-conditional with label dropout (CFG at sampling)
     label_dropout: float = 0.1
     # the budget (identical across compared runs)
@@ -186,12 +187,10 @@ class RunConfig:
 
 
 def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
+    """A config value as its field's type (core.values.coerce)."""
     kind = f.type if not isinstance(f.type, str) else {"str": str, "int": int, "float": float, "bool": bool,
                                                         "dict": dict, "tuple": tuple}[f.type]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if kind is tuple and isinstance(value, list):
-        value = tuple(value)
-    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
-        raise RunConfigError(f"{source}: '{f.name}' expects {kind.__name__}, got {value!r}")
-    return value
+    try:
+        return coerce(value, kind)
+    except CoercionError:
+        raise RunConfigError(f"{source}: '{f.name}' expects {kind.__name__}, got {value!r}") from None

@@ -14,13 +14,14 @@ import dataclasses
 from typing import Any
 
 from hdfm_bench.core.hashing import EVAL_KEY_DIGITS, short_hash
+from hdfm_bench.evaluation.metrics.features import DEFAULT_METRICS, METRICS
 from hdfm_bench.methods import ConfigError
 from hdfm_bench.sampling.settings import NOT_IDENTITY, SamplingSettings
 
 #: the metrics of one evaluation, in table order
 TABLE_METRICS = ("fid", "kid", "precision", "recall", "class_accuracy", "r_hf", "lsd")
-#: feature metrics an evaluation can ask for (torch-fidelity's names)
-FEATURE_METRICS = ("fid", "kid", "prc")
+#: the feature metrics of an evaluation unless asked otherwise (their registry: metrics.features.METRICS)
+FEATURE_METRICS = DEFAULT_METRICS
 #: fields added after evaluation keys were first stored: part of a key only when not at their default,
 #: so the keys of earlier evaluations stay valid
 LATER_FIELDS = {"metrics": FEATURE_METRICS, "reference": None}
@@ -50,9 +51,9 @@ class EvalSettings(SamplingSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "metrics", tuple(self.metrics))
-        unknown = [m for m in self.metrics if m not in FEATURE_METRICS]
+        unknown = [m for m in self.metrics if m not in METRICS]
         if unknown or not self.metrics:
-            raise ConfigError(f"metrics must be some of {', '.join(FEATURE_METRICS)}, got {list(self.metrics)}")
+            raise ConfigError(f"metrics must be some of {', '.join(METRICS)}, got {list(self.metrics)}")
         if isinstance(self.shards, bool) or not isinstance(self.shards, int) or self.shards < 1:
             raise ConfigError(f"shards must be an integer >= 1, got {self.shards!r}")
         if self.n % self.shards:

@@ -18,7 +18,7 @@ from hdfm_bench.core.hashing import file_sha256
 from hdfm_bench.core.io import check_output_file
 from hdfm_bench.tasks import TASKS, get_task
 
-from .metrics.extractors import MetricError
+from .metrics.errors import MetricError
 from .metrics.features import Extractor, Features, check_images
 from .metrics.reference import write_statistics
 

@@ -29,11 +29,11 @@ import pandas as pd
 from hdfm_bench.core.io import write_text
 from hdfm_bench.core.rundir import kept_steps
 from hdfm_bench.evaluation import plots, tables
-from hdfm_bench.evaluation.evaluate import evaluate_run
 from hdfm_bench.evaluation.protocol import EvalSettings
 from hdfm_bench.evaluation.store import FILE_NAME, ResultStore
 from hdfm_bench.sampling.generate import resolve_sampler
 from hdfm_bench.specs import SPECS_DIR
+from hdfm_bench.sweeps.job import SweepStore
 
 from .reproduce import run_sweep
 
@@ -75,25 +75,21 @@ class Measurer:
     """Evaluates (run, setting) pairs into the sweep's store, skipping those already stored."""
 
     def __init__(self, sweep):
-        self.sweep = sweep
-        self.store = ResultStore(sweep.store)
-        self.stored = {r.get("eval_key") for r in self.store.rows()}
+        self.store = SweepStore(sweep.store, sweep.name)
         self.keys: set[str] = set()
 
     def __call__(self, run, label: str, setting: EvalSettings) -> None:
         key = setting.key(run.run_id, run.config.steps)
         self.keys.add(key)
-        if key in self.stored:
+        rows = self.store.measure(run.config.run_dir(), setting, key, label, trajectory_n=0)
+        if rows is None:
             return
-        rows, _ = evaluate_run(run.config.run_dir(), setting, method=label, trajectory_n=0)
-        self.store.append([{**r, "sweep": self.sweep.name, "eval_key": key, "label": label} for r in rows])
-        self.stored.add(key)
         fid = next(r["value"] for r in rows if r["metric"] == "fid")
         print(f"  {label}: seed {run.config.seed}, step {rows[0]['checkpoint_step']}, cfg {setting.cfg_scale:g}, "
               f"ema {setting.ema}, steps {setting.steps}, sampling seed {setting.seed}: FID {fid:.3g}", flush=True)
 
     def frame(self) -> pd.DataFrame:
-        df = self.store.read()
+        df = self.store.store.read()
         return df[df["eval_key"].isin(self.keys)].copy()
 
 

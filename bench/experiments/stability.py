@@ -21,7 +21,7 @@ import torch
 from hdfm_bench.core.io import write_text
 from hdfm_bench.evaluation.evaluate import Evaluation
 from hdfm_bench.evaluation.protocol import EvalSettings
-from hdfm_bench.tasks.base import unit_to_u8
+from hdfm_bench.tasks import unit_to_u8
 
 PERTURBATION = 1e-6
 #: the rows probed: (label, path, target, sampler parameters), on the head-to-head's runs

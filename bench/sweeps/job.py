@@ -64,6 +64,28 @@ def weights_digest(model: torch.nn.Module) -> str:
     return arrays_sha256(*model.state_dict().values())[:KEY_DIGITS]
 
 
+class SweepStore:
+    """A sweep's results store, each evaluation key measured once: :meth:`measure` evaluates a setting
+    unless its key is stored, and appends its rows labelled with the sweep, the key and the label."""
+
+    def __init__(self, path: str | Path, sweep: str) -> None:
+        self.store, self.sweep = ResultStore(path), sweep
+        self.keys = {r.get("eval_key") for r in self.store.rows()}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def measure(self, run_dir: str | Path, setting: EvalSettings, key: str, label: str,
+                **kwargs) -> list[dict] | None:
+        """The new rows, or None when ``key`` was already stored (``kwargs``: for ``evaluate_run``)."""
+        if key in self.keys:
+            return None
+        rows, _ = evaluate_run(run_dir, setting, method=label, **kwargs)
+        self.store.append([{**r, "sweep": self.sweep, "eval_key": key, "label": label} for r in rows])
+        self.keys.add(key)
+        return rows
+
+
 @dataclasses.dataclass
 class SweepJob:
     """One job: picklable; submitit calls it in the job process. ``checkpoint`` makes it requeueable."""
@@ -113,22 +135,19 @@ class SweepJob:
         return summary
 
     def _evaluate(self, cfg: RunConfig, flag: PreemptionFlag, summary: dict) -> None:
-        store = ResultStore(self.store)
-        stored = {r.get("eval_key") for r in store.rows()}  # this run's keys are written only by this job
+        store = SweepStore(self.store, self.sweep)  # this run's keys are written only by this job
         step = cfg.steps if self.train else int(read_record(cfg.run_dir()).get("step", cfg.steps))
         for e in self.evals:
             setting = EvalSettings(**e)
             if setting.shards > 1:  # measured by the sweep's shard jobs
                 continue
             key = setting.key(cfg.run_id(), step)
-            if key in stored:
+            if key in store:
                 summary["skipped"].append(key)
                 continue
             if flag.is_set():
                 flag.forward()
-            label = f"{self.label} {setting.label}".strip()
-            rows, _ = evaluate_run(cfg.run_dir(), setting, method=label)
-            store.append([{**r, "sweep": self.sweep, "eval_key": key, "label": label} for r in rows])
+            store.measure(cfg.run_dir(), setting, key, f"{self.label} {setting.label}".strip())
             summary["evaluated"].append(key)
 
     def _shard(self) -> dict:

@@ -47,7 +47,7 @@ from hdfm_bench.core.overrides import OverrideError, apply_override, non_finite,
 from hdfm_bench.core.rundir import CHECKPOINT_FILE, read_record
 from hdfm_bench.evaluation.metrics.extractors import get_extractor_info
 from hdfm_bench.evaluation.metrics.reference import load_statistics
-from hdfm_bench.evaluation.protocol import EvalSettings
+from hdfm_bench.evaluation.protocol import FEATURE_METRICS, EvalSettings
 from hdfm_bench.methods import ConfigError, Objective, get_path, get_sampler, recipe
 from hdfm_bench.specs import resolve as resolve_spec
 from hdfm_bench.tasks import get_task
@@ -71,7 +71,7 @@ EVAL_DEFAULTS = {"sampler": ["default"], "steps": ["default"], "cfg_scale": [1.0
                  "checkpoint_step": ["latest"],
                  "n": 500, "cfg_interval": [0.1, 1.0], "extractor": "", "reference_split": "",
                  "kid_subset_size": 0, "sampler_params": {}, "shards": 1, "batch_size": 0, "reference": "",
-                 "metrics": ["fid", "kid", "prc"]}
+                 "metrics": list(FEATURE_METRICS)}
 DEFAULT_RESOURCES = {"time": 60, "cpus_per_task": 1}
 JOBS_FILE = "jobs.jsonl"
 

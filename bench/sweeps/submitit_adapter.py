@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hdfm_bench.tasks import last_line
+from hdfm_bench.core.messages import last_line
 
 #: the executors a sweep can use (never AutoExecutor: it picks Slurm whenever srun exists)
 EXECUTORS = ("local", "slurm", "debug")

@@ -1,14 +1,13 @@
 """``--backend jax``: train one RunConfig with the equinox twin of its backbone and optax AdamW.
 
-Everything that defines the run is shared with the torch trainer (``training.rules``): the config
-and its run id (``backend`` is part of it), the task data and its order (the same permutations),
-the path and objective code (``methods``, on jax arrays), the initial weights (the torch model
-built for the seed, copied into its twin), the optimizer recipe (AdamW, warm-up, global-norm
-clip; ``training.jax_vmapped.make_optimizer``), the EMA rule and the checkpoint / run-record format —
-weights are saved under the torch model's parameter names, so ``load_run`` and every evaluation
-tool read a JAX run unchanged. What differs: noise, times and label dropout come from
-``jax.random`` (fold_in(PRNGKey(seed + 1), step)), and one step is one jitted function.
-"""
+Everything that defines the run is shared with the torch trainer (``training.rules``, ``.records``,
+``.checkpoint``): the config and its run id (``backend`` is part of it), the task data and its order
+(the same permutations), the path and objective code (``methods``, on jax arrays), the initial
+weights (the torch model built for the seed, copied into its twin), the optimizer recipe (AdamW,
+warm-up, global-norm clip; ``training.jax_vmapped.make_optimizer``), the EMA rule and the checkpoint
+/ run-record format — weights are saved under the torch model's parameter names, so ``load_run`` and
+every evaluation tool read a JAX run unchanged. What differs: noise, times and label dropout come
+from ``jax.random`` (fold_in(PRNGKey(seed + 1), step)), and one step is one jitted function."""
 from __future__ import annotations
 
 import copy
@@ -24,30 +23,16 @@ from hdfm_bench.core.rundir import checkpoint_path
 
 from . import checkpoint as ckpt
 from .build import build
+from .checkpoint import check_not_older, checkpoint_payload, keep_checkpoint, load_own_checkpoint
 from .distributed import rank_and_world
-from .rules import (
-    Interrupted,
-    Preempted,
-    TrainResult,
-    batch_indices,
-    budget,
-    check_not_older,
-    checkpoint_payload,
-    ema_decay,
-    keep_checkpoint,
-    load_own_checkpoint,
-    non_finite_failure,
-    owned_run,
-    record,
-    record_done,
-    record_start,
-)
+from .records import budget, non_finite_failure, owned_run, record, record_done, record_start
+from .rules import Interrupted, Preempted, TrainResult, batch_indices, ema_decay
 
 
 def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
               on_step: Callable[[int, float], None] | None = None,
               should_stop: Callable[[], bool] | None = None):
-    """Train (or resume) ``cfg`` with the JAX backend; same contract and outputs as ``bench.train.train``."""
+    """Train (or resume) ``cfg`` with the JAX backend; same contract and outputs as ``hdfm_bench.training.train``."""
     if rank_and_world()[1] > 1:
         raise ValueError("backend jax: data-parallel (multi-process) training is torch-only")
     task, path, objective, torch_model = build(cfg)
@@ -60,7 +45,7 @@ def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = No
 
 def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, progress, stop_at, on_step,
                  should_stop):
-    """The JAX loop inside the run's lock (rules.owned_run)."""
+    """The JAX loop inside the run's lock (records.owned_run)."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp

@@ -32,33 +32,17 @@ import torch
 from tqdm.auto import tqdm
 
 from hdfm_bench.core.config import RunConfig
+from hdfm_bench.core.messages import one_line
 from hdfm_bench.core.rundir import checkpoint_path
 from hdfm_bench.methods import validation
-from hdfm_bench.tasks import one_line
 
 from . import checkpoint as ckpt
 from .build import build, compile_module, resolve_device
+from .checkpoint import check_not_older, checkpoint_payload, keep_checkpoint, load_own_checkpoint
 from .data import StepBatches, batch_loader, next_batch
 from .distributed import RankFailure, check_divisible, mean_over_ranks, rank_and_world, timeout_s
-from .rules import (
-    Interrupted,
-    Preempted,
-    TrainingFailed,
-    TrainResult,
-    batch_indices,
-    budget,
-    check_not_older,
-    checkpoint_payload,
-    ema_decay,
-    keep_checkpoint,
-    load_own_checkpoint,
-    lr_at,
-    non_finite_failure,
-    owned_run,
-    record,
-    record_done,
-    record_start,
-)
+from .records import budget, non_finite_failure, owned_run, record, record_done, record_start
+from .rules import Interrupted, Preempted, TrainingFailed, TrainResult, batch_indices, ema_decay, lr_at
 
 
 class EMA:
@@ -108,7 +92,7 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", torch.cuda.current_device())
     run_dir = cfg.run_dir()
-    def owned() -> TrainResult:  # inside the run's lock (rules.owned_run)
+    def owned() -> TrainResult:  # inside the run's lock (records.owned_run)
         model.to(device)
         emas = {d: EMA(model, d) for d in cfg.ema_decays}
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),

@@ -18,6 +18,8 @@ from typing import ClassVar
 
 import array_api_compat as aac
 
+from hdfm_bench.core.registry import Registry, class_registry
+
 from .. import spectral
 from .._xp import Array, check_data, check_like, check_t, per_sample, same_library
 
@@ -235,4 +237,12 @@ def field(default, doc: str):
     return dataclasses.field(default=default, metadata={"doc": doc})
 
 
-__all__ = ["Path", "ConfigError", "TARGETS", "NORMS", "require", "field", "per_sample"]
+
+
+#: every corruption path by name (registration order is the order of ``hdfm-bench list``)
+PATHS: Registry[type[Path]] = class_registry("path", Path, error=ConfigError, dataclass=True)
+#: ``@register_path`` on a Path subclass adds it under its ``name`` (refuses a duplicate, in one line)
+register_path = PATHS.register
+
+
+__all__ = ["Path", "ConfigError", "TARGETS", "NORMS", "PATHS", "register_path", "require", "field", "per_sample"]

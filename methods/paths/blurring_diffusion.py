@@ -6,10 +6,11 @@ import math
 
 import array_api_compat as aac
 
-from .base import field, require
+from .base import field, register_path, require
 from .gaussian import SpectralGaussianPath
 
 
+@register_path
 @dataclasses.dataclass(frozen=True)
 class BlurringDiffusion(SpectralGaussianPath):
     """Frequency-space VP process, written in t = 1 − τ (τ the BDM time, 0 = data).

@@ -9,11 +9,12 @@ import numpy as np
 
 from .. import spectral
 from .._xp import Array, check_like, per_sample
-from .base import ConfigError, Path, field, require
+from .base import ConfigError, Path, field, register_path, require
 
 _SCHEDULES = ("cifar10", "exponential", "incremental")
 
 
+@register_path
 @dataclasses.dataclass(frozen=True)
 class ColdBlur(Path):
     """Deterministic operator path z = D(x, k), k = T(1 − t) ∈ {0..T}, x-prediction only.

@@ -5,10 +5,11 @@ import dataclasses
 
 import array_api_compat as aac
 
-from .base import field, require
+from .base import field, register_path, require
 from .gaussian import InterpolantPath
 
 
+@register_path
 @dataclasses.dataclass(frozen=True)
 class HDFM(InterpolantPath):
     """z_t = t u_t + (1 − t) s ε with u_t = exp(−a ln(1/max(t, t_min)) (−Δ)) x (docs/methods.md §6.2).

@@ -6,10 +6,11 @@ import functools
 
 import array_api_compat as aac
 
-from .base import field
+from .base import field, register_path
 from .hdfm import HDFM
 
 
+@register_path
 @dataclasses.dataclass(frozen=True)
 class HDFMCode(HDFM):
     """Same forward process as ``hdfm``; its "v" uses Laplacian coefficient ``target_laplacian``.

@@ -8,10 +8,11 @@ import array_api_compat as aac
 
 from .. import spectral
 from .._xp import Array, check_like
-from .base import ConfigError, field, require
+from .base import ConfigError, field, register_path, require
 from .gaussian import SpectralGaussianPath
 
 
+@register_path
 @dataclasses.dataclass(frozen=True)
 class IHDM(SpectralGaussianPath):
     """K blur levels, q(u_k | x) = N(B_k x, σ² I), B_k = heat blur of std σ_B,k (docs/methods.md §4.1).

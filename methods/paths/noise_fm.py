@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from .base import register_path
 from .gaussian import InterpolantPath
 
 
+@register_path
 @dataclasses.dataclass(frozen=True)
 class NoiseFM(InterpolantPath):
     """JiT (Li & He, arXiv 2511.13720; docs/methods.md §3.1): α = t, σ = s(1 − t), velocity x − s ε.

@@ -1,33 +1,24 @@
-"""The registry of samplers: generic ODE / posterior samplers and the method-specific ones."""
+"""The samplers, generic ODE / posterior ones and the method-specific ones, each registered by
+``@register_sampler`` on its class (a user's sampler registers the same way, ``hdfm_bench.register_sampler``)."""
 from __future__ import annotations
 
 from ..paths.base import ConfigError
-from .base import Sampler, SampleResult
-from .discrete import ColdAlg2, IHDMDelta
-from .hdfm import HDFMAdaptive, HDFMExact
-from .ode import Euler, Heun
-from .posterior import Posterior
 
-SAMPLERS: dict[str, type[Sampler]] = {
-    "euler": Euler,
-    "heun": Heun,
-    "posterior": Posterior,
-    "hdfm_adaptive": HDFMAdaptive,
-    "hdfm_exact": HDFMExact,
-    "ihdm_delta": IHDMDelta,
-    "cold_alg2": ColdAlg2,
-}
+# the built-ins, imported for their registration, in the order ``hdfm-bench list`` shows them
+# isort: off
+from . import ode, posterior, hdfm, discrete  # noqa: F401
+# isort: on
+from .base import SAMPLERS, Sampler, SampleResult, register_sampler
 
 
 def list_samplers() -> list[str]:
+    """Names of the registered samplers."""
     return list(SAMPLERS)
 
 
 def get_sampler(name: str, **params) -> Sampler:
     """The sampler registered as ``name`` with validated parameters (e.g. steps=50)."""
-    if name not in SAMPLERS:
-        raise ConfigError(f"unknown sampler '{name}'; known: {', '.join(SAMPLERS)}")
-    cls = SAMPLERS[name]
+    cls = SAMPLERS.lookup(name)
     known = [p["name"] for p in cls.parameters()]
     for key in params:
         if key not in known:
@@ -35,4 +26,4 @@ def get_sampler(name: str, **params) -> Sampler:
     return cls(**params)
 
 
-__all__ = ["SAMPLERS", "Sampler", "SampleResult", "get_sampler", "list_samplers"]
+__all__ = ["SAMPLERS", "Sampler", "SampleResult", "get_sampler", "list_samplers", "register_sampler"]

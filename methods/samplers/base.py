@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import array_api_compat as aac
 
+from hdfm_bench.core.registry import Registry, class_registry
+
 from .._xp import Array, check_data
 from ..paths.base import ConfigError, Path
 
@@ -129,3 +131,9 @@ def predict(path: Path, denoise: Denoiser, z: Array, t: float, target: str, kind
 def notify(callback: Callback | None, **state) -> None:
     if callback is not None:
         callback(**state)
+
+
+#: every sampler by name, generic and method-specific (registration order is ``hdfm-bench list``'s)
+SAMPLERS: Registry[type[Sampler]] = class_registry("sampler", Sampler, error=ConfigError, dataclass=True)
+#: ``@register_sampler`` on a Sampler subclass adds it under its ``name``
+register_sampler = SAMPLERS.register

@@ -8,7 +8,7 @@ import array_api_compat as aac
 from ..paths.base import ConfigError, Path
 from ..paths.cold_blur import ColdBlur
 from ..paths.ihdm import IHDM
-from .base import Sampler, notify, predict, times
+from .base import Sampler, notify, predict, register_sampler, times
 
 
 class _Levels(Sampler):
@@ -30,6 +30,7 @@ class _Levels(Sampler):
         return self.num_steps(path)
 
 
+@register_sampler
 @dataclasses.dataclass(frozen=True)
 class IHDMDelta(_Levels):
     """IHDM (§4.4): for k = K..1, μ = u + f(u, k) (or B_{k−1} x̂), u ← μ + δ ξ; output the
@@ -52,6 +53,7 @@ class IHDMDelta(_Levels):
         return z
 
 
+@register_sampler
 @dataclasses.dataclass(frozen=True)
 class ColdAlg2(_Levels):
     """Cold diffusion Alg. 2 (§7): x̂ = R(x_k, k); x_{k−1} = x_k − D(x̂, k) + D(x̂, k − 1). T NFE."""

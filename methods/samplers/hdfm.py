@@ -8,7 +8,7 @@ import array_api_compat as aac
 from .._xp import per_sample
 from ..paths.base import ConfigError, Path
 from ..paths.gaussian import InterpolantPath
-from .base import Sampler, notify, predict, uniform_grid
+from .base import Sampler, notify, predict, register_sampler, uniform_grid
 
 
 def _split(path, denoise, z, t, target):
@@ -26,6 +26,7 @@ class _Split(Sampler):
         return None
 
 
+@register_sampler
 @dataclasses.dataclass(frozen=True)
 class HDFMAdaptive(_Split):
     """HDFM code's sampler (§6.5): per step two evaluations, b, ℓ at (z, t) and (z̄, t'),
@@ -72,6 +73,7 @@ class HDFMAdaptive(_Split):
         return z
 
 
+@register_sampler
 @dataclasses.dataclass(frozen=True)
 class HDFMExact(_Split):
     """The same split form with the exact β = a (the path's probability-flow ODE, §6.5–6.6),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..paths.base import Path
-from .base import Sampler, notify, predict, uniform_grid
+from .base import Sampler, notify, predict, register_sampler, uniform_grid
 
 
 class _ODE(Sampler):
@@ -16,6 +16,7 @@ class _ODE(Sampler):
         return None
 
 
+@register_sampler
 @dataclasses.dataclass(frozen=True)
 class Euler(_ODE):
     """z ← z + h v̂(z, t) on the uniform grid; N evaluations."""
@@ -34,6 +35,7 @@ class Euler(_ODE):
         return z
 
 
+@register_sampler
 @dataclasses.dataclass(frozen=True)
 class Heun(_ODE):
     """JiT's sampler: Heun steps 1..N−1, a final Euler step (no evaluation at t = 1); 2N − 1 NFE."""

@@ -7,9 +7,10 @@ import array_api_compat as aac
 
 from ..paths.base import ConfigError, Path
 from ..paths.gaussian import SpectralGaussianPath
-from .base import Sampler, notify, predict, times, uniform_grid
+from .base import Sampler, notify, predict, register_sampler, times, uniform_grid
 
 
+@register_sampler
 @dataclasses.dataclass(frozen=True)
 class Posterior(Sampler):
     """z_b ~ q(z_b | z_a, x̂) per frequency for t_a → t_b on the uniform grid; N NFE.

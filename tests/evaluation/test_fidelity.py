@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from hdfm_bench.core.hashing import state_sha256
+from hdfm_bench.evaluation.metrics import domain_cnn, fidelity_adapters
 from hdfm_bench.evaluation.metrics import extractors as ex
 from hdfm_bench.evaluation.metrics.fidelity import MetricError, classifier_accuracy, compute_metrics, reference_features
 from hdfm_bench.tasks import get_task
@@ -90,8 +91,9 @@ def test_train_extractor_writes_the_file_that_gets_shipped(tmp_path, capsys):
     assert main(["train-extractor", "digits", "--out", str(out)]) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["sha256"] == ex.file_sha256(out) and meta["sha256"] in capsys.readouterr().out
-    assert meta["test_accuracy"] >= 0.9 and meta["recipe"] == ex.RECIPES["digits"] and meta["arch"] == ex.DomainCNN.ARCH
-    model = ex.DomainCNN(8)
+    assert meta["test_accuracy"] >= 0.9 and meta["recipe"] == domain_cnn.RECIPES["digits"]
+    assert meta["arch"] == domain_cnn.DomainCNN.ARCH
+    model = domain_cnn.DomainCNN(8)
     model.load_state_dict(torch.load(out, weights_only=True))  # the shipped format: a plain state_dict
     shipped, info = ex.domain_classifier("domain-digits")
     assert model.state_dict().keys() == shipped.state_dict().keys()
@@ -139,7 +141,8 @@ def _fake_inception(tmp_path):
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_inception_offline_wrapper_with_fake_module(tmp_path, monkeypatch):
     path = _fake_inception(tmp_path)
-    fe = ex.InceptionOfflineExtractor("hdfm-inception-offline", ["2048"], feature_extractor_weights_path=str(path))
+    fe = fidelity_adapters.InceptionOfflineExtractor("hdfm-inception-offline", ["2048"],
+                                                     feature_extractor_weights_path=str(path))
     x = torch.stack([torch.zeros(1, 8, 8), torch.full((1, 8, 8), 255.0)]).to(torch.uint8)
     (f,) = fe(x)
     assert f.shape == (2, 2048) and f.dtype == torch.float64

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hdfm_bench.cli import main
-from hdfm_bench.evaluation.metrics.extractors import MetricError
+from hdfm_bench.evaluation.metrics.errors import MetricError
 from hdfm_bench.evaluation.metrics.fidelity import compute_metrics
 from hdfm_bench.evaluation.reference_stats import reference_statistics
 from hdfm_bench.tasks import get_task

@@ -16,7 +16,7 @@ from hdfm_bench.evaluation.evaluate import (
     merge_shards,
     shard_file,
 )
-from hdfm_bench.evaluation.metrics.extractors import MetricError
+from hdfm_bench.evaluation.metrics.errors import MetricError
 from hdfm_bench.evaluation.protocol import EvalSettings
 from hdfm_bench.methods import ConfigError
 from hdfm_bench.training import train

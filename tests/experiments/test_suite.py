@@ -13,7 +13,7 @@ import pytest
 
 from hdfm_bench.evaluation.metrics.extractors import domain_classifier
 from hdfm_bench.evaluation.store import ResultStore
-from hdfm_bench.tasks.base import default_data_root
+from hdfm_bench.tasks import default_data_root
 from tests.core.test_signals import _cli, after, started, stopped_step, terminate_when
 from tests.helpers import assert_png
 

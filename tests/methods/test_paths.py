@@ -142,6 +142,8 @@ def test_endpoints(name, shape):
         np.testing.assert_allclose(z1, x, atol=1e-12)
         sp = tuple(range(x.ndim - spectral.spatial_axes(x), x.ndim))
         np.testing.assert_allclose(z0, np.broadcast_to(x.mean(axis=sp, keepdims=True), x.shape), atol=1e-12)
+    else:  # a new path needs its own endpoint check here
+        pytest.fail(f"no endpoint check for path '{name}'")
 
 
 def test_ihdm_levels_and_prev_mean_target():

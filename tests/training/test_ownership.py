@@ -19,7 +19,7 @@ from hdfm_bench.core.rundir import checkpoint_path, read_record, record_path
 from hdfm_bench.core.runlock import LOCK_FILE, RunLocked, run_lock
 from hdfm_bench.training import checkpoint as ckpt
 from hdfm_bench.training import load_run, train
-from hdfm_bench.training.rules import check_not_older
+from hdfm_bench.training.checkpoint import check_not_older
 from tests.core.test_signals import _cli, wait_for
 from tests.training.helpers import cfg_for
 

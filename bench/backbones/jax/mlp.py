@@ -73,7 +73,7 @@ def init_mlp(key: jax.Array, dim: int, width: int = 256, depth: int = 5) -> ToyM
 
 
 def from_torch(model) -> ToyMLP:
-    """Copy the weights of a torch ``bench.backbones.mlp.MLP`` (unconditional) into a ToyMLP."""
+    """Copy the weights of a torch ``hdfm_bench.backbones.mlp.MLP`` (unconditional) into a ToyMLP."""
     if model.y_embed is not None:
         raise ValueError("the JAX toy MLP is unconditional; got a class-conditional torch MLP")
 

@@ -125,7 +125,7 @@ def _static(value):
 
 
 def from_torch(model) -> ViT:
-    """The JAX twin of a torch ``bench.backbones.vit.ViT`` (its weights copied)."""
+    """The JAX twin of a torch ``hdfm_bench.backbones.vit.ViT`` (its weights copied)."""
     check_config(model.config)
     params = {k: jnp.asarray(v.detach().cpu().float().numpy()) for k, v in model.state_dict().items()}
     return ViT(params, tuple(sorted((k, _static(v)) for k, v in model.config.items())))

@@ -3,7 +3,7 @@
 ``spectral_ratio`` / ``trajectory_ratio`` / ``band_edges`` / ``radial_power`` come from
 :mod:`.spectral` (the project's own spectral ratio, docs/methods.md §9).
 ``compute_metrics`` and ``MetricError`` come from :mod:`.fidelity`; they are
-imported lazily (module ``__getattr__``, PEP 562) so that importing ``bench.metrics`` does not
+imported lazily (module ``__getattr__``, PEP 562) so that importing ``hdfm_bench.evaluation.metrics`` does not
 pull in the feature extractors, and works even where fidelity's dependencies are missing.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,9 +21,12 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 from torch_fidelity.utils import create_feature_extractor
 
-from .extractors import MetricError, get_extractor_info, resolve_extractor
+from hdfm_bench.core.registry import Registry, summary_of
 
-METRICS = ("fid", "kid", "prc")
+from . import fidelity_adapters  # noqa: F401 - registers the extractors in torch-fidelity
+from .errors import MetricError
+from .extractors import get_extractor_info, resolve_extractor
+
 #: rows per chunk of the precision/recall distance computation (memory ~ PRC_CHUNK × N × 8 bytes)
 PRC_CHUNK = 1000
 
@@ -143,42 +146,85 @@ class Features:
         return cls(keep=False, n=int(state["n"]), total=state["total"], outer=state["outer"])
 
 
-def metrics_from_features(generated: Features, reference, metrics: Iterable[str] = METRICS,
-                          kid_subset_size: int = 1000, **kwargs: Any) -> dict[str, float]:
-    """FID / KID / PR of a generated feature set against a reference (``reference.Reference``: its
-    ``features`` matrix or None, its ``statistics()``, its ``name``)."""
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A feature metric: ``compute(generated, reference, **kwargs) -> {output: float}``; ``needs_features``:
+    it needs both feature matrices (KID, PR), not only the statistics FID keeps."""
+
+    compute: Callable[..., dict[str, float]]
+    needs_features: bool
+    outputs: tuple[str, ...]
+    label: str
+
+    @property
+    def summary(self) -> str:
+        return summary_of(self.compute)
+
+
+#: every feature metric by name (torch-fidelity's names: fid, kid, prc)
+METRICS: Registry[Metric] = Registry(
+    "metric", error=MetricError,
+    describe=lambda name, m: {"summary": m.summary, "outputs": list(m.outputs), "needs_features": m.needs_features})
+#: the metrics an evaluation measures unless asked otherwise (part of every stored protocol)
+DEFAULT_METRICS = ("fid", "kid", "prc")
+
+
+def register_metric(name: str, *, outputs: Sequence[str], needs_features: bool = True,
+                    label: str | None = None) -> Callable[[Callable[..., dict[str, float]]], Metric]:
+    """Decorator: register ``compute(generated, reference, **kwargs) -> {output: float}`` as metric ``name``."""
+    return lambda compute: METRICS.register(name, Metric(compute, needs_features, tuple(outputs), label or name))
+
+
+@register_metric("fid", outputs=("fid",), needs_features=False, label="FID")
+def _fid(generated: Features, reference, **_: Any) -> dict[str, float]:
+    """Fréchet distance between the feature Gaussians (torch-fidelity's fid_statistics_to_metric)."""
+    stats, ref = generated.statistics(), reference.statistics()
+    if stats["mu"].shape != ref["mu"].shape:
+        raise MetricError(f"generated features have {stats['mu'].shape[0]} dimensions but the reference "
+                          f"{reference.name} has {ref['mu'].shape[0]}: another extractor?")
+    return {"fid": float(fid_statistics_to_metric(stats, ref, False)["frechet_inception_distance"])}
+
+
+@register_metric("kid", outputs=("kid_mean", "kid_std"), label="KID")
+def _kid(generated: Features, reference, kid_subset_size: int = 1000, **_: Any) -> dict[str, float]:
+    """Kernel inception distance over random subsets (torch-fidelity's kid_features_to_metric)."""
+    gen = generated.matrix
+    n = min(len(gen), len(reference.features))
+    if n < kid_subset_size:
+        raise MetricError(f"KID needs at least kid_subset_size={kid_subset_size} images per set, got "
+                          f"{len(gen)} generated and {len(reference.features)} reference; pass a smaller "
+                          f"kid_subset_size (e.g. {n})")
+    raw = kid_features_to_metric(gen, reference.features, kid_subset_size=int(kid_subset_size), verbose=False)
+    return {"kid_mean": float(raw["kernel_inception_distance_mean"]),
+            "kid_std": float(raw["kernel_inception_distance_std"])}
+
+
+@register_metric("prc", outputs=("precision", "recall"), label="precision/recall")
+def _prc(generated: Features, reference, **_: Any) -> dict[str, float]:
+    """Improved precision and recall, k-NN manifolds (torch-fidelity's prc_features_to_metric)."""
+    # torch-fidelity's chunked k-NN, in row chunks of PRC_CHUNK: its default (10,000) builds 10k × 10k
+    # float64 distance blocks and their temporaries (14 GB, 140 s for a 10k reference on 2 cores)
+    raw = prc_features_to_metric(generated.matrix, reference.features, save_cpu_ram=True, prc_batch_size=PRC_CHUNK,
+                                 verbose=False)
+    return {"precision": float(raw["precision"]), "recall": float(raw["recall"])}
+
+
+def metrics_from_features(generated: Features, reference, metrics: Iterable[str] = DEFAULT_METRICS,
+                          kid_subset_size: int = 1000) -> dict[str, float]:
+    """FID / KID / PR (any registered metric, in registration order) of a generated feature set against a
+    reference (``reference.Reference``: its ``features`` matrix or None, its ``statistics()``, its ``name``).
+    Each metric's ``compute`` takes the options it uses (``kid_subset_size``) and ignores the rest."""
     metrics = check_metrics(tuple(metrics))
-    out: dict[str, float] = {}
-    needs_features = [m for m in metrics if m != "fid"]
+    needs_features = [m for m in metrics if METRICS[m].needs_features]
     if needs_features and reference.features is None:
-        raise MetricError(f"{' and '.join({'kid': 'KID', 'prc': 'precision/recall'}[m] for m in needs_features)} "
+        raise MetricError(f"{' and '.join(METRICS[m].label for m in needs_features)} "
                           f"need the reference's features, but {reference.name} holds only statistics "
                           "(mu, sigma); ask for FID alone (--metrics fid) or use a reference with features")
-    if "fid" in metrics:
-        stats = generated.statistics()
-        ref = reference.statistics()
-        if stats["mu"].shape != ref["mu"].shape:
-            raise MetricError(f"generated features have {stats['mu'].shape[0]} dimensions but the reference "
-                              f"{reference.name} has {ref['mu'].shape[0]}: another extractor?")
-        out["fid"] = float(fid_statistics_to_metric(stats, ref, False)["frechet_inception_distance"])
-    gen = generated.matrix if needs_features else None
-    if "kid" in metrics:
-        n = min(len(gen), len(reference.features))
-        if n < kid_subset_size:
-            raise MetricError(f"KID needs at least kid_subset_size={kid_subset_size} images per set, got "
-                              f"{len(gen)} generated and {len(reference.features)} reference; pass a smaller "
-                              f"kid_subset_size (e.g. {n})")
-        raw = kid_features_to_metric(gen, reference.features, kid_subset_size=int(kid_subset_size), verbose=False,
-                                     **kwargs)
-        out["kid_mean"] = float(raw["kernel_inception_distance_mean"])
-        out["kid_std"] = float(raw["kernel_inception_distance_std"])
-    if "prc" in metrics:
-        # torch-fidelity's chunked k-NN, in row chunks of PRC_CHUNK: its default (10,000) builds 10k × 10k
-        # float64 distance blocks and their temporaries (14 GB, 140 s for a 10k reference on 2 cores)
-        raw = prc_features_to_metric(gen, reference.features, save_cpu_ram=True, prc_batch_size=PRC_CHUNK,
-                                     verbose=False, **kwargs)
-        out["precision"], out["recall"] = float(raw["precision"]), float(raw["recall"])
+    out: dict[str, float] = {}
+    for name in (m for m in METRICS if m in metrics):
+        out.update(METRICS[name].compute(generated, reference, kid_subset_size=kid_subset_size))
     return out
 
 
-__all__ = ["METRICS", "check_images", "check_metrics", "Extractor", "Features", "metrics_from_features"]
+__all__ = ["METRICS", "DEFAULT_METRICS", "Metric", "register_metric", "check_images", "check_metrics", "Extractor",
+           "Features", "metrics_from_features"]

@@ -15,15 +15,16 @@ import torch
 
 from hdfm_bench.tasks import u8_to_unit
 
-from .extractors import EXTRACTORS, MetricError, domain_classifier, get_extractor_info
-from .features import METRICS, Extractor, Features, check_images, check_metrics, metrics_from_features
+from .errors import MetricError
+from .extractors import EXTRACTORS, domain_classifier, get_extractor_info
+from .features import DEFAULT_METRICS, Extractor, Features, check_images, check_metrics, metrics_from_features
 from .reference import Reference
 
-__all__ = ["METRICS", "MetricError", "compute_metrics", "classifier_accuracy", "Accuracy", "reference_features"]
+__all__ = ["MetricError", "compute_metrics", "classifier_accuracy", "Accuracy", "reference_features"]
 
 
 def compute_metrics(*, generated: torch.Tensor, reference: torch.Tensor | str, extractor: str = "domain-mnist",
-                    metrics: Sequence[str] = METRICS, kid_subset_size: int = 1000, batch_size: int = 500,
+                    metrics: Sequence[str] = DEFAULT_METRICS, kid_subset_size: int = 1000, batch_size: int = 500,
                     reference_n: int | None = None, root: str | os.PathLike | None = None,
                     weights: str | os.PathLike | None = None) -> dict[str, Any]:
     """FID / KID / precision-recall of in-memory ``generated`` images against ``reference``.

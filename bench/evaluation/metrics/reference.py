@@ -24,9 +24,9 @@ import torch
 
 from hdfm_bench.core.hashing import KEY_DIGITS, arrays_sha256, file_sha256, short_hash
 from hdfm_bench.core.io import locked, write_with
-from hdfm_bench.tasks import default_data_root, get_task
+from hdfm_bench.tasks import Task, default_data_root, get_task
 
-from .extractors import MetricError
+from .errors import MetricError
 from .features import Extractor, Features, check_images
 
 #: metadata keys this project writes into statistics files (besides mu, sigma, features)
@@ -79,10 +79,14 @@ class Reference:
         return cls.from_task(task, split, extractor, n=n, batch_size=batch_size, root=root)
 
     @classmethod
-    def from_task(cls, task_name: str, split: str, extractor: Extractor, *, n: int | None = None,
+    def from_task(cls, task: str | Task, split: str, extractor: Extractor, *, n: int | None = None,
                   batch_size: int = 500, root: str | os.PathLike | None = None) -> Reference:
+        """The features of a task's split: ``task`` a name (its default parameters) or a task built with
+        its own parameters (an evaluation passes its run's task, so a run is measured against its own data;
+        the parameters and the data's hash are part of the reference's identity)."""
+        task_name = task if isinstance(task, str) else task.name
         try:
-            task = get_task(task_name)
+            task = get_task(task) if isinstance(task, str) else task
             if not task.is_image:
                 raise MetricError(f"task '{task_name}' holds vectors, not images")
             x, _ = task.load(split)

@@ -1,4 +1,4 @@
-"""The registry as plain data: what ``hdfm-bench list [--json]`` prints."""
+"""The methods' registries as plain data: the paths, targets and samplers sections of ``hdfm-bench list``."""
 from __future__ import annotations
 
 from typing import Any

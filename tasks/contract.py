@@ -1,4 +1,4 @@
-"""The data-task contract shared by every task, the registry helpers and the error type.
+"""The data-task contract shared by every task: :class:`Task`, its :class:`Param` declarations.
 
 A task is a named data set with validated parameters. ``task.load(split)`` returns
 ``(x, y)``: x a float32 tensor shaped (N, *task.shape) in [-1, 1] and y a long tensor (N,)
@@ -10,72 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch.utils.data import Dataset
 
+from hdfm_bench.core.values import CoercionError, coerce
 
-class TaskError(ValueError):
-    """Any data error: a bad name or parameter, a missing/corrupt file, a failed download.
-
-    The message is always a single line (newlines are folded into spaces) naming the
-    problem and, where there is one, the file.
-    """
-
-    def __init__(self, msg: str) -> None:
-        super().__init__(" ".join(str(msg).split()))
-
-
-def one_line(err: BaseException) -> str:
-    """An exception as a short single line: ``Type: message``."""
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-def last_line(err: BaseException) -> str:
-    """An exception as ``Type: the last line of its message`` (where a traceback-like message ends)."""
-    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    return f"{type(err).__name__}: {lines[-1]}" if lines else type(err).__name__
+from .errors import TaskError
+from .pixels import unit_to_u8
 
 
 def default_data_root() -> Path:
     """Where downloaded/cached data live: ``$HDFM_BENCH_DATA``, else ``~/.cache/hdfm-bench``."""
     env = os.environ.get("HDFM_BENCH_DATA")
     return Path(env).expanduser() if env else Path("~/.cache/hdfm-bench").expanduser()
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    raise ValueError
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        return int(value.strip())
-    raise ValueError
-
-
-def _to_path(value: Any) -> str:
-    if isinstance(value, (str, os.PathLike)):
-        return str(Path(value).expanduser())
-    raise ValueError
-
-
-_CONVERT: dict[type, Callable[[Any], Any]] = {bool: _to_bool, int: _to_int, str: str, Path: _to_path}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +83,8 @@ class Task:
                 continue
             value = params[key]
             try:
-                value = _CONVERT[spec.kind](value)
-            except (TypeError, ValueError):
+                value = coerce(value, spec.kind)
+            except CoercionError:
                 raise TaskError(f"task '{self.name}': parameter '{key}' must be {spec.kind.__name__}, "
                                 f"got {value!r}") from None
             if spec.choices is not None and value not in spec.choices:
@@ -232,38 +182,4 @@ class Task:
         return f"{type(self).__name__}({args})"
 
 
-def u8_to_unit(u8: Any) -> torch.Tensor:
-    """uint8 array/tensor 0..255 -> float32 tensor in [-1, 1] (u / 127.5 - 1): the project's mapping."""
-    return torch.as_tensor(u8).to(torch.float32).div(127.5).sub_(1.0)
-
-
-def unit_to_u8(x: Any) -> torch.Tensor:
-    """Images in [-1, 1] -> uint8 0..255, round((x + 1) · 127.5) after clamping: the inverse mapping."""
-    x = torch.as_tensor(x)
-    return ((x.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-
-
-TASKS: dict[str, type[Task]] = {}
-
-
-def register(cls: type[Task]) -> type[Task]:
-    """Class decorator adding a task to :data:`TASKS` under ``cls.name``."""
-    if not cls.name or cls.name in TASKS:
-        raise TaskError(f"cannot register task '{cls.name}': missing or duplicate name")
-    TASKS[cls.name] = cls
-    return cls
-
-
-def list_tasks() -> list[str]:
-    """Names of the registered tasks."""
-    return list(TASKS)
-
-
-def get_task(name: str, *, check_data: bool = True, **params: Any) -> Task:
-    """The task registered as ``name`` with validated parameters.
-
-    ``check_data=False`` validates the parameters only (no file is touched): for dry runs of
-    specs whose data lives on the cluster, not here."""
-    if name not in TASKS:
-        raise TaskError(f"unknown task '{name}'; known: {', '.join(TASKS)}")
-    return TASKS[name](check_data=check_data, **params)
+__all__ = ["MemoryDataset", "Param", "Task", "default_data_root"]

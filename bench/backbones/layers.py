@@ -1,64 +1,19 @@
-"""Pieces shared by every backbone: errors, parameter resolution, time/class embeddings, RMSNorm.
+"""Layers shared by every backbone: the Backbone base class (input checks), time/class embeddings, RMSNorm.
 
-Conventions (see ``bench.backbones``): inputs are ``z`` (B, *shape), the continuous time
+Conventions (see ``hdfm_bench.backbones``): inputs are ``z`` (B, *shape), the continuous time
 ``t`` (B,) in [0, 1] and an optional class label ``y`` (B,) in [0, K] where row K of the class
 table is the NULL class (label dropout / classifier-free guidance, Ho & Salimans 2022).
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class BackboneError(ValueError):
-    """A bad backbone request (unknown name, parameter, preset, shape or label); one-line message."""
-
-    def __init__(self, message: str) -> None:
-        # One line always: callers print it as-is (CLI "error: ..." convention).
-        super().__init__(" ".join(str(message).split()))
-
-
-def _jsonable(value: Any) -> Any:
-    """Tuples/lists of numbers stay tuples (json.dumps writes them as lists); numbers stay numbers."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_jsonable(v) for v in value)
-    return value
-
-
-def resolve_params(backbone: str, presets: Mapping[str, Mapping[str, Any]], size: str,
-                   overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Preset ``size`` merged with ``overrides``; unknown preset or parameter -> BackboneError.
-
-    Every preset lists every parameter, so the keys of any preset are the allowed names.
-    """
-    if size not in presets:
-        raise BackboneError(f"unknown size {size!r} for backbone {backbone!r}; known: {', '.join(presets)}")
-    params = dict(presets[size])
-    unknown = sorted(set(overrides) - set(params))
-    if unknown:
-        raise BackboneError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for backbone "
-                            f"{backbone!r}; known: size, {', '.join(params)}")
-    params.update(overrides)
-    return {k: _jsonable(v) for k, v in params.items()}
-
-
-def as_int(backbone: str, name: str, value: Any, minimum: int = 0) -> int:
-    """Validated integer parameter (bools refused, ``minimum`` enforced)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < minimum:
-        raise BackboneError(f"{backbone}: parameter {name!r} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def as_float(backbone: str, name: str, value: Any, lo: float = 0.0, hi: float = math.inf) -> float:
-    """Validated float parameter in [lo, hi]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise BackboneError(f"{backbone}: parameter {name!r} must be a number in [{lo}, {hi}], got {value!r}")
-    return float(value)
+from hdfm_bench.backbones.params import BackboneError
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0, max_period: float = 10000.0) -> torch.Tensor:
