@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from hdfm_bench.core.io import write_with
+from hdfm_bench.core.rundir import read_record
 
 from .tables import TableError, protocol_frame
 
@@ -110,8 +111,19 @@ def plot_losses(histories: dict[str, list], dest: str | Path) -> Path:
     return save_figure(fig, dest)
 
 
+def plot_run_losses(frame: pd.DataFrame, runs_dir: str | Path, dest: str | Path) -> Path:
+    """:func:`plot_losses` of the runs a store's rows name (``method``, ``run_id``), read from their
+    run records (``run.json``) under ``runs_dir``; a run without a record is left out."""
+    hist = {}
+    for (method, run_id), _ in frame.groupby(["method", "run_id"]):
+        rec = read_record(Path(runs_dir) / run_id)
+        if rec:
+            hist[f"{method}"] = rec.get("history", [])
+    return plot_losses(hist, dest)
+
+
 #: the figures ``hdfm-bench plot`` draws from a store (``losses`` reads the run records instead)
 PLOTS = {"fid_vs_nfe": plot_metric_vs_nfe, "band_ratios": plot_band_ratios, "trajectory": plot_trajectory}
 
 __all__ = ["pyplot", "save_figure", "plot_metric_vs_nfe", "plot_band_ratios", "plot_trajectory", "plot_losses",
-           "PLOTS"]
+           "plot_run_losses", "PLOTS"]

@@ -47,7 +47,7 @@ import pandas as pd
 from hdfm_bench.core.hashing import KEY_DIGITS, short_hash
 from hdfm_bench.core.io import append_line, write_with
 
-__all__ = ["ResultStore", "StoreError", "StoreWarning", "REQUIRED", "OPTIONAL", "FILE_NAME"]
+__all__ = ["ResultStore", "StoreError", "StoreWarning", "REQUIRED", "OPTIONAL", "FILE_NAME", "read_results"]
 
 REQUIRED = ("run_id", "checkpoint_step", "metric", "value", "protocol")
 OPTIONAL = ("method", "path", "target", "task", "created")
@@ -297,3 +297,27 @@ class ResultStore:
 
         write_with(dest, write)
         return cls(dest)
+
+
+def read_results(path: str | os.PathLike, use: str, option: str = "--store") -> tuple[pd.DataFrame, list[str]]:
+    """The rows of the results store at ``path`` (a ``.jsonl`` file or a folder holding one) as a frame,
+    with one note per line or row the read left out (``<file>: left out line 3: ...``) for the caller
+    to show; no :class:`StoreWarning` is emitted.
+
+    Raises ValueError when ``path`` is a file that is not a store (``option``: how the caller named it)
+    or when the store holds no readable rows (``use``: what they were for, e.g. "tabulate"), and
+    FileNotFoundError when there is no store."""
+    store = ResultStore(path)
+    if Path(path).is_file() and store.file != Path(path):
+        raise ValueError(f"{option} {path} is not a results store (a store is a .jsonl file or a folder holding one)")
+    if not store.file.is_file():
+        raise FileNotFoundError(f"results store not found: {store.file}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        df = store.read()
+    if df.empty and store.notes:
+        raise ValueError(f"results store {store.file} holds no readable rows ({store.notes[0]}"
+                         + (f"; and {len(store.notes) - 1} more" if len(store.notes) > 1 else "") + ")")
+    if df.empty:
+        raise ValueError(f"no results to {use} in {path}")
+    return df, [f"{store.file}: left out {note}" for note in store.notes]

@@ -298,6 +298,16 @@ def selection_grid(grid: pd.DataFrame, axes: Sequence[str], metric: str = "fid",
                     tablefmt="github" if fmt == "markdown" else "latex_raw")
 
 
+def best_setting_report(table: str, grid: pd.DataFrame, axes: Sequence[str], select_seeds: str, report_seeds: str,
+                        metric: str = "fid", fmt: str = "markdown") -> str:
+    """``table`` (made from the rows :func:`best_settings` reported) headed by what was chosen how, and
+    followed by the full selection grid; the seeds are shown as given (``select_seeds``, e.g. "0,1")."""
+    return (f"Best setting per row over {' × '.join(axes)}, selected on sampling seeds {select_seeds} "
+            f"({metric}), reported on sampling seeds {report_seeds}:\n\n{table}\n\n"
+            f"Selection grid ({metric} on seeds {select_seeds}; * = chosen):\n\n"
+            + selection_grid(grid, axes, metric, fmt))
+
+
 __all__ = ["FORMATS", "MUST_MATCH", "SAME_SETTING", "TableError", "separate_settings",
            "check_protocols", "aggregate", "make_table", "protocol_frame", "best_settings", "parse_seeds",
-           "selection_grid", "choose_settings", "setting_label", "check_selection"]
+           "selection_grid", "choose_settings", "setting_label", "check_selection", "best_setting_report"]

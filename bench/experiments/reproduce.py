@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from hdfm_bench.evaluation.store import ResultStore
-from hdfm_bench.sweeps import api as sweeps
+from hdfm_bench.sweeps.spec import Sweep
+from hdfm_bench.sweeps.state import status
+from hdfm_bench.sweeps.submit import plan, run_until_done, submit, wait
 
 # --quick: the same pipeline on a budget that runs in a few minutes (one seed, small n)
 QUICK = {"base": {"steps": 40, "batch_size": 32, "checkpoint_every": 40},
@@ -36,18 +38,18 @@ def quick_spec(spec: Path) -> dict:
 def run_sweep(spec: Path, executor: str = "debug", sets=(), timeout: float | None = None, quick: bool = False,
               eval_sets=()):
     """Train and evaluate whatever the spec still needs; returns the loaded sweep."""
-    sweep = sweeps.Sweep.load(spec, overrides=sets, data=quick_spec(spec) if quick else None,
+    sweep = Sweep.load(spec, overrides=sets, data=quick_spec(spec) if quick else None,
                               eval_overrides=eval_sets)
-    todo, _ = sweeps.plan(sweep, retry_failed=True)
+    todo, _ = plan(sweep, retry_failed=True)
     print(f"{sweep.name}: {len(sweep.runs)} run(s), {len(todo)} to train or evaluate (executor {executor})")
     if executor == "slurm":
-        jobs = sweeps.submit(sweep, executor, retry_failed=True)
+        jobs = submit(sweep, executor, retry_failed=True)
         if jobs:
-            sweeps.wait(jobs, timeout or 60.0 * sweep.resources["time"] * len(jobs) + 60)
-            sweeps.run_until_done(sweep, executor, timeout_s=timeout)  # shard jobs held until training ended
+            wait(jobs, timeout or 60.0 * sweep.resources["time"] * len(jobs) + 60)
+            run_until_done(sweep, executor, timeout_s=timeout)  # shard jobs held until training ended
     else:
-        sweeps.run_until_done(sweep, executor, retry_failed=True, timeout_s=timeout)
-    failed = [r for r in sweeps.status(sweep) if r["state"] != "done"]
+        run_until_done(sweep, executor, retry_failed=True, timeout_s=timeout)
+    failed = [r for r in status(sweep) if r["state"] != "done"]
     if failed:
         raise RuntimeError(f"{sweep.name}: {len(failed)} run(s) not done: "
                            + "; ".join(f"{r['label']} {r['state']} {r['detail']}" for r in failed[:3]))

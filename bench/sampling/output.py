@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from hdfm_bench.core.io import fsync_dir, write_text, write_with
+from hdfm_bench.core.rundir import SAMPLES_DIR
 from hdfm_bench.tasks import unit_to_u8
 
 
@@ -48,6 +49,30 @@ def write_samples(result: dict, dest_stem: str | Path) -> dict[str, Path]:
     grid = write_grid(result["samples"], named["png"])
     meta = write_text(named["json"], json.dumps(result["protocol"], indent=2))
     return {"grid": grid, "samples": named["pt"], "protocol": meta}
+
+
+def out_is_folder(out: str | None) -> bool:
+    """Whether ``sample --out`` names a folder (none given, an existing folder, or a path ending in a
+    separator) rather than a file stem."""
+    return out is None or out.endswith(("/", os.sep)) or Path(out).is_dir()
+
+
+def sample_name(protocol: dict, cfg_scale: float, ema: float | None, seed: int,
+                checkpoint_step: int | None = None) -> str:
+    """The default file stem of a sample set: ``<sampler>-<steps>-cfg<scale>-ema<decay>-seed<seed>``
+    (and ``-step<step>`` for an older checkpoint); the sampler and steps come from the protocol."""
+    return (f"{protocol['sampler']}-{protocol['steps']}-cfg{cfg_scale:g}-ema{ema}-seed{seed}"
+            + (f"-step{checkpoint_step}" if checkpoint_step else ""))
+
+
+def sample_stem(protocol: dict, run_dir: str | Path, out: str | None, *, cfg_scale: float, ema: float | None,
+                seed: int, checkpoint_step: int | None = None) -> str | Path:
+    """Where :func:`write_samples` writes a sample set: ``out`` itself when it is a file stem, else the
+    default :func:`sample_name` inside ``out`` (a folder) or, with no ``out``, inside ``RUN/samples``."""
+    if not out_is_folder(out):
+        return out
+    name = sample_name(protocol, cfg_scale, ema, seed, checkpoint_step)
+    return Path(out) / name if out else Path(run_dir) / SAMPLES_DIR / name
 
 
 def _hwc(u8: torch.Tensor) -> np.ndarray:
@@ -224,4 +249,5 @@ class PngFolderWriter(_Pngs, SampleWriter):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-__all__ = ["write_grid", "write_samples", "SampleWriter", "NpzWriter", "PngZipWriter", "PngFolderWriter"]
+__all__ = ["write_grid", "write_samples", "out_is_folder", "sample_name", "sample_stem", "SampleWriter", "NpzWriter",
+           "PngZipWriter", "PngFolderWriter"]

@@ -74,6 +74,19 @@ def status(sweep: Sweep) -> list[dict]:
     return out
 
 
+def status_text(rows: list[dict]) -> str:
+    """:func:`status` rows as a table (run, label, state, step, evaluations, job, detail), followed by one
+    line per failed or interrupted run that has a log: its state, the error and the log's path."""
+    from tabulate import tabulate
+
+    table = tabulate([[r["run_id"], r["label"], r["state"], f"{r['step']}/{r['steps']}", r["evals"], r["job_id"],
+                       r["detail"][:90]] for r in rows],
+                     headers=["run_id", "label", "state", "step", "evals", "job", "detail"], tablefmt="github")
+    problems = [f"{r['label']}: {r['state']}: {r['detail']} (log: {r['log']})" for r in rows
+                if r["state"] in ("failed", "interrupted") and r["log"]]
+    return "\n".join([table, *problems])
+
+
 def job_states(records: list[dict]) -> dict[str, dict]:
     """job_id → {state: pending | running | success | error | ended, raw, error, log}.
 
@@ -141,4 +154,4 @@ def sweep_frame(sweep: Sweep, with_setting: bool = True):
     return df.sort_values("method", key=lambda col: col.map(order), kind="stable")
 
 
-__all__ = ["STATES", "submissions", "stored_keys", "status", "job_states", "sweep_frame"]
+__all__ = ["STATES", "submissions", "stored_keys", "status", "status_text", "job_states", "sweep_frame"]

@@ -1,6 +1,8 @@
 """Figures render from a store and refuse empty requests."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -60,6 +62,19 @@ def test_losses_are_smoothed_per_method(tmp_path, drawn):
     assert by_len[100][-1] == pytest.approx((13 * 3.0 + 12 * 1.0) / 25)  # last 25 steps: 13 threes, 12 ones
     assert by_len[2].tolist() == pytest.approx([1.0, 0.75])
 
+
+def test_run_losses_come_from_the_records_of_the_stores_runs(tmp_path, drawn):
+    runs = tmp_path / "runs"
+    for run_id, hist in (("r1", [[1, 2.0], [2, 1.0]]), ("r2", [[1, 4.0], [2, 3.0], [3, 2.0]])):
+        (runs / run_id).mkdir(parents=True)
+        (runs / run_id / "run.json").write_text(json.dumps({"run_id": run_id, "history": hist}))
+    df = pd.DataFrame({"method": ["hdfm", "hdfm", "noise_fm", "ihdm"], "run_id": ["r1", "r1", "r2", "gone"]})
+    assert_png(plots.plot_run_losses(df, runs, tmp_path / "losses.png"))
+    ax = drawn[-1].axes[0]
+    assert set(ax.get_legend_handles_labels()[1]) == {"hdfm", "noise_fm"}  # a run without a record: left out
+    assert sorted(len(ln.get_xdata()) for ln in ax.get_lines() if len(ln.get_xdata())) == [2, 3]
+    with pytest.raises(tables.TableError, match="no training histories"):
+        plots.plot_run_losses(df[df.run_id == "gone"], runs, tmp_path / "none.png")
 
 def test_empty_requests_are_refused(tmp_path):
     with pytest.raises(tables.TableError, match="no 'kid' rows"):

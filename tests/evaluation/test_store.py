@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from hdfm_bench.evaluation.store import ResultStore, StoreError, StoreWarning
+from hdfm_bench.evaluation.store import ResultStore, StoreError, StoreWarning, read_results
 
 PROTO = {
     "extractor": "inception-v3", "extractor_hash": "abc123", "n_gen": 10000, "n_ref": 10000,
@@ -171,6 +171,30 @@ def test_reader_names_malformed_rows_it_leaves_out(tmp_path):
                            "line 2, row 3: a str, not a row"]
     assert "line 2, row 1" in str(info[0].message)
 
+
+def test_read_results_returns_notes_instead_of_warning_and_names_what_is_wrong(tmp_path):
+    store = ResultStore(tmp_path / "r.jsonl")
+    store.append([_row(run="a")])
+    with open(store.file, "a") as fh:
+        fh.write("not json\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no StoreWarning: the notes are the caller's to show
+        df, notes = read_results(store.file, "tabulate")
+    assert df["run_id"].tolist() == ["a"]
+    assert notes == [f"{store.file}: left out line 2: not a batch of rows (invalid JSON or no 'rows' list)"]
+    ResultStore(tmp_path / "folder").append([_row(run="b")])  # a folder holding results.jsonl
+    assert read_results(tmp_path / "folder", "plot")[0]["run_id"].tolist() == ["b"]
+    with pytest.raises(FileNotFoundError, match="results store not found"):
+        read_results(tmp_path / "missing.jsonl", "plot")
+    (tmp_path / "notes.txt").write_text("x\n")
+    with pytest.raises(ValueError, match=r"^--store .*notes.txt is not a results store"):
+        read_results(tmp_path / "notes.txt", "plot")
+    (tmp_path / "bad.jsonl").write_text("junk\n")
+    with pytest.raises(ValueError, match=r"holds no readable rows \(line 1: not a batch"):
+        read_results(tmp_path / "bad.jsonl", "plot")
+    ResultStore.write_fresh(tmp_path / "empty.jsonl", [])
+    with pytest.raises(ValueError, match="no results to plot in"):
+        read_results(tmp_path / "empty.jsonl", "plot")
 
 def test_read_10000_rows(tmp_path):
     store = ResultStore(tmp_path / "big")

@@ -149,6 +149,20 @@ def test_best_setting_refuses_bad_requests():
         tables.parse_seeds("a-b")
 
 
+def test_best_setting_report_says_how_the_setting_was_chosen_and_shows_the_grid():
+    df = _grid_rows()
+    reported, grid = tables.best_settings(df, ["cfg_scale", "ema"], select_seeds=[0], report_seeds=[1])
+    table, _ = tables.make_table(reported, columns=["fid"])
+    text = tables.best_setting_report(table, grid, ["cfg_scale", "ema"], "0", "1")
+    head, rest = text.split("\n\n", 1)
+    assert head == "Best setting per row over cfg_scale × ema, selected on sampling seeds 0 (fid), reported on " \
+                   "sampling seeds 1:"
+    assert rest.startswith(table + "\n\nSelection grid (fid on seeds 0; * = chosen):\n\n")
+    assert rest.endswith(tables.selection_grid(grid, ["cfg_scale", "ema"]))
+    csv = tables.best_setting_report("t", grid, ["cfg_scale", "ema"], "0,2", "1", fmt="csv")
+    assert "selected on sampling seeds 0,2 (fid)" in csv and "Selection grid (fid on seeds 0,2;" in csv
+    assert csv.endswith(tables.selection_grid(grid, ["cfg_scale", "ema"], fmt="csv"))
+
 def test_table_command_best(tmp_path, capsys):
     import json
 

@@ -15,7 +15,7 @@ from hdfm_bench.cli import main
 from hdfm_bench.evaluation.evaluate import evaluate_run
 from hdfm_bench.evaluation.protocol import EvalSettings
 from hdfm_bench.sampling.generate import generate
-from hdfm_bench.sampling.output import SampleWriter
+from hdfm_bench.sampling.output import SampleWriter, sample_name, sample_stem
 from hdfm_bench.sampling.settings import SamplingSettings
 from hdfm_bench.tasks import unit_to_u8
 from hdfm_bench.training import train
@@ -77,3 +77,15 @@ def test_bad_destinations_are_refused_before_any_work(run, tmp_path):
     with pytest.raises(ValueError, match="2 of 4 images"):
         w.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]  # nothing half-written appeared
+
+
+def test_sample_files_are_named_by_the_protocol_unless_a_stem_is_given(tmp_path):
+    proto = {"sampler": "heun", "steps": 4}
+    assert sample_name(proto, 1.5, None, 3) == "heun-4-cfg1.5-emaNone-seed3"
+    assert sample_name(proto, 2.0, 0.999, 0, checkpoint_step=200) == "heun-4-cfg2-ema0.999-seed0-step200"
+    kw = {"cfg_scale": 1.0, "ema": None, "seed": 0}
+    name = "heun-4-cfg1-emaNone-seed0"
+    assert sample_stem(proto, tmp_path / "run", None, **kw) == tmp_path / "run" / "samples" / name
+    assert sample_stem(proto, "run", f"{tmp_path}/new/", **kw) == tmp_path / "new" / "heun-4-cfg1-emaNone-seed0"
+    assert sample_stem(proto, "run", str(tmp_path), **kw) == tmp_path / "heun-4-cfg1-emaNone-seed0"  # a folder
+    assert sample_stem(proto, "run", f"{tmp_path}/grid", **kw) == f"{tmp_path}/grid"  # a stem, as given

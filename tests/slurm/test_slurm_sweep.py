@@ -14,7 +14,10 @@ import time
 import pytest
 
 from hdfm_bench.cli import main
-from hdfm_bench.sweeps import api as sw
+from hdfm_bench.sweeps import state
+from hdfm_bench.sweeps.spec import Sweep
+from hdfm_bench.sweeps.state import status, sweep_frame
+from hdfm_bench.sweeps.submit import submit, wait
 from tests.sweeps.test_sweeps import write_spec
 
 
@@ -75,10 +78,10 @@ def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, 
     grid = 'path = ["noise_fm", "hdfm"]\ntarget = ["x", "v"]'
     spec = write_spec(tmp_path, grid=grid, steps=400, checkpoint_every=25, evals="steps = [6]",
                       slurm='mem = "1500MB"\narray_parallelism = 4')
-    sweep = sw.Sweep.load(spec)
+    sweep = Sweep.load(spec)
     assert len(sweep.runs) == 4
     assert main(["sweep", str(spec), "--executor", "slurm"]) == 0
-    jobs = {r["run_id"]: r["job_id"] for r in sw.state.submissions(sweep).values()}
+    jobs = {r["run_id"]: r["job_id"] for r in state.submissions(sweep).values()}
     assert len(jobs) == 4 and all("_" in j for j in jobs.values())  # one job array
     preempted, cancelled = sweep.runs[0], sweep.runs[1]
     _wait(lambda: _record(preempted).get("step", 0) >= 50 and _record(cancelled).get("step", 0) >= 50, 180,
@@ -90,7 +93,7 @@ def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, 
     _wait(lambda: "PENDING" in _squeue(jobs[preempted.run_id]) or len(_record(preempted).get("starts", [])) == 2,
           60, "the preempted job to be requeued")
     subprocess.run(["scontrol", "update", f"JobId={jobs[preempted.run_id]}", "StartTime=now"], capture_output=True)
-    states = lambda: [r["state"] for r in sw.status(sweep)]
+    states = lambda: [r["state"] for r in status(sweep)]
     _wait(lambda: states() == ["done", "interrupted", "done", "done"], 300, "the array to settle")
     first_pass = time.monotonic() - t0
     # re-run: only the cancelled run is submitted; it resumes from its checkpoint
@@ -103,7 +106,7 @@ def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, 
         assert len(starts) == 2 and starts[0] == 0 and 0 < starts[1] < 400, starts
     assert [_record(r)["starts"] for r in sweep.runs[2:]] == [[0], [0]]
     assert all(_record(r)["step"] == 400 for r in sweep.runs)
-    keys = sw.state.stored_keys(sweep)
+    keys = state.stored_keys(sweep)
     assert sorted(keys) == sorted(k for r in sweep.runs for k in r.eval_keys(False)) and set(keys.values()) == {1}
     slurm_total = time.monotonic() - t0
 
@@ -116,8 +119,8 @@ def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, 
     assert main(["sweep", str(local_spec), "--executor", "local", "--timeout", "400"]) == 0
     local_total = time.monotonic() - t1
     key = ["method", "metric", "protocol_json"]  # protocol: e.g. the t of each trajectory point
-    a = sw.sweep_frame(sweep).set_index(key)["value"]
-    b = sw.sweep_frame(sw.Sweep.load(local_spec)).set_index(key)["value"]
+    a = sweep_frame(sweep).set_index(key)["value"]
+    b = sweep_frame(Sweep.load(local_spec)).set_index(key)["value"]
     assert a.index.is_unique and b.index.is_unique
     assert sorted(a.index) == sorted(b.index) and len(a) > 40
     rel = ((a - b.loc[a.index]).abs() / b.loc[a.index].abs().clip(lower=1e-6)).max()
@@ -141,15 +144,15 @@ def test_two_task_job_trains_data_parallel_like_one_process(tmp_path):
     from hdfm_bench.training import checkpoint, train
 
     spec = write_spec(tmp_path, grid='path = ["hdfm"]', steps=20, slurm='ntasks_per_node = 2\nmem = "2500MB"')
-    sweep = sw.Sweep.load(spec)
-    (job,) = sw.submit(sweep, "slurm")
-    sw.wait([job], 300, progress=False)
+    sweep = Sweep.load(spec)
+    (job,) = submit(sweep, "slurm")
+    wait([job], 300, progress=False)
     results = job.results()  # one summary per task
     assert sorted(r["rank"] for r in results) == [0, 1] and results[0]["weights"] == results[1]["weights"]
     run = sweep.runs[0]
     rec = _record(run)
     assert rec["status"] == "done" and rec["budget"]["processes"] == 2 and rec["step"] == 20
-    assert sw.status(sweep)[0]["state"] == "done"
+    assert status(sweep)[0]["state"] == "done"
     single = dataclasses.replace(run.config, out_dir=str(tmp_path / "single"))
     train(single, progress=False)
     a = checkpoint.load(run.config.run_dir() / "checkpoint.pt")["model"]

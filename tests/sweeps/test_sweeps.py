@@ -11,7 +11,10 @@ import pytest
 
 from hdfm_bench.cli import main
 from hdfm_bench.evaluation.store import ResultStore
-from hdfm_bench.sweeps import api as sw
+from hdfm_bench.sweeps import state
+from hdfm_bench.sweeps.spec import Sweep
+from hdfm_bench.sweeps.state import status, status_text
+from hdfm_bench.sweeps.submit import run_debug, submit, wait
 
 TINY = 'backbone_params = { size = "tiny", patch = 2, width = 32, depth = 2, heads = 2, bottleneck = 16 }'
 
@@ -58,7 +61,7 @@ def test_expansion_grid_include_labels_and_stable_ids(tmp_path):
                       evals='steps = [4, 8]\nsampler = ["default"]')
     spec.write_text(spec.read_text() + '\n[[include]]\npath = "ihdm"\ntarget = "prev_mean"\nloss = "prev_mean"\n'
                     'path_params = { K = 10, sigma_blur_max = 4.0 }\n')
-    s = sw.Sweep.load(spec)
+    s = Sweep.load(spec)
     assert len(s.runs) == 2 * 2 * 2 + 1
     assert len({r.run_id for r in s.runs}) == len(s.runs)
     assert all(len(r.evals) == 2 for r in s.runs)
@@ -68,7 +71,7 @@ def test_expansion_grid_include_labels_and_stable_ids(tmp_path):
     assert labels.count(labels[0]) == 2  # seeds share a label (aggregated in tables)
     assert s.runs[0].evals[0].sampler == "heun" and s.runs[-1].evals[0].sampler == "ihdm_delta"
     # ids are the RunConfig hashes: loading again gives the same runs
-    assert [r.run_id for r in sw.Sweep.load(spec).runs] == [r.run_id for r in s.runs]
+    assert [r.run_id for r in Sweep.load(spec).runs] == [r.run_id for r in s.runs]
     # eval keys differ per setting and per run
     keys = [k for r in s.runs for k in r.eval_keys(False)]
     assert len(set(keys)) == len(keys)
@@ -148,8 +151,8 @@ def _starts(run) -> list:
 def test_debug_sweep_is_idempotent_and_adds_only_new_evaluations(tmp_path, capsys):
     spec = write_spec(tmp_path)
     assert main(["sweep", str(spec), "--executor", "debug"]) == 0
-    s = sw.Sweep.load(spec)
-    assert [r["state"] for r in sw.status(s)] == ["done", "done"]
+    s = Sweep.load(spec)
+    assert [r["state"] for r in status(s)] == ["done", "done"]
     store = ResultStore(s.store)
     n_rows = len(store.rows())
     per_set = n_rows // 2
@@ -161,9 +164,9 @@ def test_debug_sweep_is_idempotent_and_adds_only_new_evaluations(tmp_path, capsy
     before = store.rows()
     spec.write_text(spec.read_text().replace("steps = [4]", "steps = [4, 6]"))
     assert main(["sweep", str(spec), "--executor", "debug"]) == 0
-    s = sw.Sweep.load(spec)
+    s = Sweep.load(spec)
     assert store.rows()[:n_rows] == before and len(store.rows()) > n_rows and all(_starts(r) == [0] for r in s.runs)
-    counts = sw.state.stored_keys(s)
+    counts = state.stored_keys(s)
     assert sorted(counts.values()) == [1, 1, 1, 1]  # exactly one row set per (run, setting)
     n_rows = len(store.rows())
     # the sweep's table: one row per (path, steps), same protocol column-wise
@@ -173,18 +176,18 @@ def test_debug_sweep_is_idempotent_and_adds_only_new_evaluations(tmp_path, capsy
     # eval-only sweep over the finished checkpoints with a CFG axis: evaluates, trains nothing
     spec.write_text(spec.read_text().replace("cfg_scale = [1.0]", "cfg_scale = [1.0, 2.0]"))
     assert main(["sweep", str(spec), "--executor", "debug", "--eval-only"]) == 0
-    assert len(store.rows()) == 2 * n_rows and all(_starts(r) == [0] for r in sw.Sweep.load(spec).runs)
-    assert sorted(sw.state.stored_keys(sw.Sweep.load(spec)).values()) == [1] * 8
+    assert len(store.rows()) == 2 * n_rows and all(_starts(r) == [0] for r in Sweep.load(spec).runs)
+    assert sorted(state.stored_keys(Sweep.load(spec)).values()) == [1] * 8
 
 
 def test_failed_job_reports_error_and_is_retried_only_when_asked(tmp_path, capsys):
     spec = write_spec(tmp_path, grid='path = ["noise_fm"]', steps=20)
-    s = sw.Sweep.load(spec)
+    s = Sweep.load(spec)
     bad = s.runs[0].config.run_dir()
     bad.mkdir(parents=True)
     (bad / "checkpoint.pt").write_bytes(b"not a checkpoint")  # the job fails reading it
     assert main(["sweep", str(spec), "--executor", "local", "--timeout", "120"]) == 1
-    st = sw.status(s)[0]
+    st = status(s)[0]
     assert st["state"] == "failed" and "checkpoint" in st["detail"] and st["log"].endswith(".err")
     assert main(["status", str(spec)]) == 1
     assert "failed" in capsys.readouterr().out
@@ -193,7 +196,7 @@ def test_failed_job_reports_error_and_is_retried_only_when_asked(tmp_path, capsy
     assert "submitting 0" in capsys.readouterr().out
     (bad / "checkpoint.pt").unlink()
     assert main(["sweep", str(spec), "--executor", "local", "--retry-failed", "--timeout", "120"]) == 0
-    assert sw.status(s)[0]["state"] == "done"
+    assert status(s)[0]["state"] == "done"
 
 
 def test_debug_executor_records_a_failed_job_never_opens_a_debugger_and_exits_non_zero(tmp_path, capsys,
@@ -204,33 +207,44 @@ def test_debug_executor_records_a_failed_job_never_opens_a_debugger_and_exits_no
 
     monkeypatch.setattr(pdb, "post_mortem", lambda *a, **k: pytest.fail("a debugger was opened"))
     spec = write_spec(tmp_path, grid='path = ["noise_fm", "hdfm"]', steps=4)
-    s = sw.Sweep.load(spec)
+    s = Sweep.load(spec)
     bad = s.runs[0].config.run_dir()
     bad.mkdir(parents=True)
     (bad / "checkpoint.pt").write_bytes(b"not a checkpoint")
     assert main(["sweep", str(spec), "--executor", "debug"]) == 1
     out = capsys.readouterr()
     assert f"sweep: job {s.runs[0].label} failed: CheckpointError: cannot read checkpoint" in out.err
-    states = {r["label"]: r for r in sw.status(s)}
+    states = {r["label"]: r for r in status(s)}
     assert states[s.runs[0].label]["state"] == "failed" and "cannot read checkpoint" in \
         states[s.runs[0].label]["detail"]
     assert states[s.runs[1].label]["state"] == "done"  # one failure does not stop the others
     assert main(["status", str(spec)]) == 1
     (bad / "checkpoint.pt").unlink()
     assert main(["sweep", str(spec), "--executor", "debug", "--retry-failed"]) == 0
-    assert {r["state"] for r in sw.status(s)} == {"done"}
+    assert {r["state"] for r in status(s)} == {"done"}
 
 
 def test_status_names_a_corrupt_run_record(tmp_path, capsys):
     spec = write_spec(tmp_path, grid='path = ["noise_fm"]', steps=4)
     assert main(["sweep", str(spec), "--executor", "debug"]) == 0
-    s = sw.Sweep.load(spec)
+    s = Sweep.load(spec)
     rec = s.runs[0].config.run_dir() / "run.json"
     rec.write_text("[1, 2")
-    (row,) = sw.status(s)
+    (row,) = status(s)
     assert row["state"] == "failed" and row["detail"].startswith(f"{rec} is unreadable")
     assert main(["status", str(spec)]) == 1
 
+
+def test_status_text_is_a_table_with_a_line_per_failed_or_interrupted_run_with_a_log():
+    row = {"run_id": "r1", "label": "a", "state": "done", "step": 3, "steps": 3, "evals": "1/1", "job_id": "7",
+           "detail": "", "log": "l1"}
+    rows = [row, {**row, "run_id": "r2", "label": "b", "state": "failed", "detail": "boom " * 30, "log": "l2"},
+            {**row, "run_id": "r3", "label": "c", "state": "interrupted", "detail": "ended", "log": ""}]
+    lines = status_text(rows).splitlines()
+    assert [h.strip() for h in lines[0].split("|")[1:-1]] == ["run_id", "label", "state", "step", "evals", "job",
+                                                              "detail"]
+    assert len(lines) == 2 + 3 + 1 and "| failed" in lines[3] and "boom " * 19 not in lines[3]  # detail cut to 90
+    assert lines[-1] == f"b: failed: {'boom ' * 30} (log: l2)"  # in full; c has no log: no line
 
 def _wait(cond, timeout, what):
     deadline = time.monotonic() + timeout
@@ -249,9 +263,9 @@ def _step(run) -> int:
 
 def test_usr2_checkpoints_at_a_step_boundary_requeues_and_resumes(tmp_path):
     spec = write_spec(tmp_path, grid='path = ["noise_fm"]', steps=1000, checkpoint_every=1000)
-    s = sw.Sweep.load(spec)
+    s = Sweep.load(spec)
     run = s.runs[0]
-    (job,) = sw.submit(s, "local")
+    (job,) = submit(s, "local")
     _wait(lambda: (run.config.run_dir() / "run.json").exists() and "starts" in
           json.loads((run.config.run_dir() / "run.json").read_text()), 60, "training to start")
     time.sleep(3)  # some steps, no periodic checkpoint (every 1000)
@@ -262,26 +276,26 @@ def test_usr2_checkpoints_at_a_step_boundary_requeues_and_resumes(tmp_path):
     _wait(lambda: len(_starts(run)) == 2, 90, "the requeued job to resume")
     resumed_at = _starts(run)[1]
     assert 0 < resumed_at < 1000  # from the checkpoint written on the signal, not from step 0
-    sw.wait([job], 240, progress=False)
-    assert sw.status(s)[0]["state"] == "done"
+    wait([job], 240, progress=False)
+    assert status(s)[0]["state"] == "done"
     rec = json.loads((run.config.run_dir() / "run.json").read_text())
     assert rec["step"] == 1000 and [h[0] for h in rec["history"]] == list(range(1, 1001))
-    assert list(sw.state.stored_keys(s).values()) == [1]
+    assert list(state.stored_keys(s).values()) == [1]
 
 
 def test_two_process_job_trains_data_parallel_with_gloo(tmp_path):
     """A job asking for 2 tasks runs torch.distributed (gloo on CPU) through submitit's environment."""
     spec = write_spec(tmp_path, grid='path = ["hdfm"]', steps=20, slurm="ntasks_per_node = 2")
-    s = sw.Sweep.load(spec)
-    (job,) = sw.submit(s, "local")
-    sw.wait([job], 240, progress=False)
+    s = Sweep.load(spec)
+    (job,) = submit(s, "local")
+    wait([job], 240, progress=False)
     results = job.results()  # one summary per task (rank)
     assert sorted(r["rank"] for r in results) == [0, 1]
     assert results[0]["weights"] == results[1]["weights"]  # ranks stay in sync
     rec = json.loads((s.runs[0].config.run_dir() / "run.json").read_text())
     assert rec["budget"]["processes"] == 2 and rec["status"] == "done"
     assert rec["loss_first_last"][1] < rec["loss_first_last"][0]
-    assert sw.status(s)[0]["state"] == "done" and list(sw.state.stored_keys(s).values()) == [1]
+    assert status(s)[0]["state"] == "done" and list(state.stored_keys(s).values()) == [1]
 
 
 def test_a_sharded_evaluation_runs_as_shard_jobs_merged_once(tmp_path, capsys):
@@ -291,11 +305,11 @@ def test_a_sharded_evaluation_runs_as_shard_jobs_merged_once(tmp_path, capsys):
 
     spec = write_spec(tmp_path, grid='path = ["noise_fm"]', evals='steps = [3]\nshards = 2')
     assert main(["sweep", str(spec), "--executor", "debug"]) == 0
-    s = sw.Sweep.load(spec)
+    s = Sweep.load(spec)
     run = s.runs[0]
     (e,) = run.evals
     key = e.key(run.run_id, run.final_step(False))
-    assert sw.state.stored_keys(s) == {key: 1} and [r["state"] for r in sw.status(s)] == ["done"]
+    assert state.stored_keys(s) == {key: 1} and [r["state"] for r in status(s)] == ["done"]
     assert all(shard_file(s.shards_dir, key, k, 2).is_file() for k in range(2))
     records = [json.loads(line)["run_id"] for line in s.jobs_file.read_text().splitlines()]
     assert records == [run.run_id, f"{run.run_id}#{key}#0", f"{run.run_id}#{key}#1"]
@@ -303,15 +317,15 @@ def test_a_sharded_evaluation_runs_as_shard_jobs_merged_once(tmp_path, capsys):
     rows, _ = evaluate_run(run.config.run_dir(), e.__class__(**{**e.__dict__, "shards": 1}))
     direct = {r["metric"]: r["value"] for r in rows if r["metric"] in ("fid", "kid", "r_hf")}
     assert stored == pytest.approx(direct, rel=1e-9)
-    assert sw.submit(s, "debug") == []  # done: nothing to submit
+    assert submit(s, "debug") == []  # done: nothing to submit
     # a shard lost before its merge: only that shard runs again
     store_rows = s.store.read_text()
     s.store.write_text("")
     shard_file(s.shards_dir, key, 1, 2).unlink()
-    jobs = sw.submit(s, "debug")
+    jobs = submit(s, "debug")
     assert len(jobs) == 1 and jobs[0].submission().function.shard == [0, 1]
-    sw.run_debug(jobs)
-    assert sw.state.stored_keys(s) == {key: 1} and store_rows
+    run_debug(jobs)
+    assert state.stored_keys(s) == {key: 1} and store_rows
 
 
 def test_sharded_dry_run_shows_the_shard_array(tmp_path, capsys):

@@ -1,0 +1,78 @@
+"""``hdfm-bench evaluate``: sample a run and store FID/KID/PR + spectral ratios, protocol-stamped
+
+Sample n images from a run, measure FID, KID, precision/recall (and class accuracy) through torch-fidelity and
+the spectral ratios, and append protocol-stamped rows to the results store.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hdfm_bench.evaluation.metrics.extractors import EXTRACTORS
+from hdfm_bench.evaluation.metrics.features import METRICS
+from hdfm_bench.evaluation.protocol import FEATURE_METRICS
+
+from .options import _add_sampling_args, _sampling_fields, command_help
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", **command_help(__doc__))
+    p.add_argument("run", help="run directory (holds checkpoint.pt)")
+    p.add_argument("--method", default=None, help="row label (default: the path name)")
+    _add_sampling_args(p, n_default=500)
+    p.add_argument("--extractor", default=None,
+                   help=f"feature extractor: {', '.join(EXTRACTORS)} (inception-offline: standard FID; default: "
+                        "the task's protocol)")
+    p.add_argument("--reference-split", default=None, help="reference split (default: the task's protocol)")
+    p.add_argument("--reference", default=None, metavar="FILE.npz",
+                   help="reference statistics (mu, sigma: pytorch-fid / EDM / ADM format, or `hdfm-bench reference`) "
+                        "instead of a split; FID only unless the file holds the features")
+    p.add_argument("--metrics", nargs="+", default=list(FEATURE_METRICS), choices=list(METRICS),
+                   help="feature metrics (default: %(default)s); FID alone keeps only its running statistics")
+    p.add_argument("--shards", type=int, default=1,
+                   help="split the n images into this many shards, each written to a shard file as it finishes "
+                        "(an interrupted evaluation resumes at the missing shards; default: %(default)s)")
+    p.add_argument("--shard", type=int, default=None,
+                   help="measure only this shard (0-based) into its shard file; run once more without --shard "
+                        "to merge")
+    p.add_argument("--shard-dir", default=None, help="where shard files go (default: RUN/eval-shards)")
+    p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _report(rows: list[dict], args: argparse.Namespace) -> None:
+    """The headline metrics of one evaluation and its protocol, in two lines."""
+    from hdfm_bench.evaluation.protocol import TABLE_METRICS
+
+    p = rows[0]["protocol"]
+    shown = {r["metric"]: r["value"] for r in rows if r["metric"] in TABLE_METRICS}
+    print(", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+    print(f"protocol: {p['extractor']} ({p['extractor_hash']}), n {p['n_gen']} (image seeds {p['image_seeds']}, "
+          f"{p['shards']} shard(s)) vs {p['n_ref']} {p['reference_split']}, {p['sampler']} {p['steps']} steps / "
+          f"{p['nfe']} NFE, CFG {p['cfg_scale']:g}, EMA {p['ema']}, seed {p['seed']} -> {len(rows)} rows in "
+          f"{args.store}" + (f"; samples in {args.save_samples}" if args.save_samples else ""))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from hdfm_bench.evaluation.evaluate import Evaluation, evaluate_run, evaluate_shard
+    from hdfm_bench.evaluation.protocol import EvalSettings
+    from hdfm_bench.evaluation.store import ResultStore
+
+    store = ResultStore(args.store)
+    store.check_writable()  # before any work: a bad --store must not cost an evaluation
+    fields = _sampling_fields(args)
+    seeds = fields.pop("seed")
+    all_settings = [EvalSettings(**fields, seed=seed, extractor=args.extractor, reference_split=args.reference_split,
+                                 reference=args.reference, metrics=tuple(args.metrics), shards=args.shards)
+                    for seed in seeds]  # all validated before the first evaluation
+    for settings in all_settings:  # the seed ritual: several disjoint image-seed ranges, one evaluation each
+        if args.shard is not None:  # one shard only (e.g. one array task); merged when all exist
+            ev = Evaluation(args.run, settings)
+            folder = Path(args.shard_dir) if args.shard_dir else Path(args.run) / "eval-shards"
+            print(f"wrote {evaluate_shard(ev, args.shard, folder, progress=True)}")
+            continue
+        rows, _ = evaluate_run(args.run, settings, method=args.method, progress=True,
+                               save_samples=args.save_samples, shard_dir=args.shard_dir)
+        store.append(rows)
+        _report(rows, args)
+    return 0
