@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Create/refresh the project's virtual environment in .venv (idempotent).
-# Re-installs only when pyproject.toml changed since the last successful install.
+# The install is a strict editable one: build/__editable__.*/hdfm_bench/ is a real package tree of
+# links to bench/, methods/ and tasks/, so that editors, import-linter and static resolvers follow
+# every hdfm_bench.* import (a plain editable install maps the folders with an import hook they cannot
+# see). Edits to existing files show at once; a file added or removed needs a re-install, so this
+# re-installs when pyproject.toml or the list of package files changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -9,10 +13,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.hdfm-bench-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$( { sha256sum pyproject.toml; find bench methods tasks -type f ! -path '*/__pycache__/*' | LC_ALL=C sort; } \
+       | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing hdfm-bench and its pinned dependencies (first time: ~2 min, ~6 GB)" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
+  rm -rf build/__editable__.*  # links of files that no longer exist would linger
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' \
+      --config-settings editable_mode=strict 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
   .venv/bin/python -c "import hdfm_bench, hdfm_bench.methods, hdfm_bench.tasks, torch, torchvision, torch_fidelity, jax" \
     || { echo "[setup] install failed" >&2; exit 1; }
