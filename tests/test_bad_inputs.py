@@ -320,6 +320,9 @@ CASES = [
 
     # ---- sweep ----------------------------------------------------------------------------------------------
     c("sweep-spec-missing", ["sweep", "{data}/specs/missing.toml", "--executor", "debug"], "missing.toml"),
+    c("sweep-timeout-negative", ["sweep", "--executor", "local", "--timeout", "-5"], "--timeout", "-5",
+      style=ARGPARSE),
+    c("sweep-timeout-nan", ["sweep", "--executor", "local", "--timeout", "nan"], "--timeout", "nan", style=ARGPARSE),
     c("sweep-spec-syntax-error", ["sweep", "{data}/specs/syntax.toml", "--executor", "debug"], "syntax.toml"),
     c("sweep-spec-unknown-key", ["sweep", "{data}/specs/unknown_key.toml", "--executor", "debug", "--dry-run"],
       "frobnicate"),
@@ -368,6 +371,19 @@ CASES = [
     c("reproduce-ablation-best-axis-unknown", ["reproduce", "ablation", "--quick", "--out", "{out}/ablation",
                                                "--best", "colour"], "colour"),
     c("reproduce-toy-dist-unknown", ["reproduce", "toy", "--quick", "--out", "{out}/toy", "--dist", "nope"], "nope"),
+    # options of another reproduction: refused by the sub-command's parser
+    c("reproduce-headtohead-best", ["reproduce", "headtohead", "--best", "colour"], "--best", "colour",
+      style=ARGPARSE),
+    c("reproduce-stability-dist", ["reproduce", "stability", "--dist", "nope"], "--dist", "nope", style=ARGPARSE),
+    c("reproduce-headtohead-eval", ["reproduce", "headtohead", "--eval", "nope=1"], "--eval", "nope=1",
+      style=ARGPARSE),
+    c("reproduce-toy-best", ["reproduce", "toy", "--best", "cfg_scale"], "--best", style=ARGPARSE),
+    c("reproduce-default-executor", ["reproduce", "--executor", "local"], "--executor", style=ARGPARSE),
+    # --best checked up front (the default output folder stays untouched), with table's message
+    c("reproduce-ablation-best-seeds-overlap", ["reproduce", "ablation", "--best", "cfg_scale", "--select-seeds", "0",
+                                                "--report-seeds", "0"], "selection and report seeds overlap (0)"),
+    c("reproduce-ablation-best-seeds-garbage", ["reproduce", "ablation", "--best", "cfg_scale", "--report-seeds",
+                                                "a-b"], "--report-seeds", "a-b"),
 
     # ---- run (the default suite) -----------------------------------------------------------------------------
     c("run-method-unknown", ["run", "--quick", "--method", "nope", "--results", "{out}/suite",
@@ -513,7 +529,7 @@ def world(tmp_path_factory):
     (specs / "unknown_key.toml").write_text(_spec_text(out, extra_top="frobnicate = 1\n"))
     (specs / "grid_scalar.toml").write_text(_spec_text(out).replace('path = ["noise_fm"]', 'path = "noise_fm"'))
     (specs / "syntax.toml").write_text("name = \n[base\n")
-    from hdfm_bench.tasks.base import default_data_root
+    from hdfm_bench.tasks import default_data_root
 
     return {
         "root": root, "work": work,

@@ -22,8 +22,8 @@ from hdfm_bench.sampling.generate import Generator
 from hdfm_bench.sampling.output import SampleWriter
 from hdfm_bench.tasks import unit_to_u8
 
-from .metrics.extractors import MetricError
-from .metrics.features import Extractor, Features, metrics_from_features
+from .metrics.errors import MetricError
+from .metrics.features import METRICS, Extractor, Features, check_metrics, metrics_from_features
 from .metrics.fidelity import Accuracy
 from .metrics.reference import Reference
 from .metrics.spectral import Spectrum, trajectory_ratio
@@ -79,12 +79,13 @@ class Evaluation:
                               f"splits: {', '.join(task.splits)}")
         self.extractor = Extractor(self.extractor_name)
         self.extractor.check_shape(task.shape, f"task '{cfg.task}'")
-        spec = settings.reference or f"{cfg.task}:{self.reference_split}"
-        self.reference = Reference.load(spec, self.extractor)
+        # the run's own data: its task with the parameters it was trained with, not the task's defaults
+        self.reference = Reference.load(settings.reference, self.extractor) if settings.reference else \
+            Reference.from_task(task, self.reference_split, self.extractor)
         self.reference.check_images(tuple(task.shape))
         self.kid_subset = settings.kid_subset_size or min(1000, settings.n)
-        metrics_from_features  # noqa: B018 - resolved here so a bad metric set fails before sampling
-        if ("kid" in settings.metrics or "prc" in settings.metrics) and self.reference.features is None:
+        needs_features = [m for m in check_metrics(settings.metrics) if METRICS[m].needs_features]
+        if needs_features and self.reference.features is None:  # refused before any image is sampled
             raise MetricError(f"KID and precision/recall need the reference's features, but {self.reference.name} "
                               "holds only statistics (mu, sigma); ask for FID alone (--metrics fid)")
         self.accuracy = Accuracy(self.extractor_name) if self.gen.conditional and \

@@ -49,3 +49,30 @@ def test_the_seed_ritual_evaluates_disjoint_image_seed_ranges(tmp_path, capsys):
     assert len({r["value"] for r in rows}) == 3
     assert main(["table", "--store", str(store), "--metric", "fid"]) == 0
     assert "Cells: mean ± std over 3 seeds" in capsys.readouterr().out
+
+
+def test_a_run_is_measured_against_its_own_data(tmp_path):
+    """The reference is the run's task with the run's own parameters (a dead-leaves run with n_test=64 is
+    measured against those 64 images; a digits run with another split against its own test split), and the
+    reference's identity (parameters + data hash) is in the protocol stamp."""
+    from hdfm_bench.evaluation.metrics.features import Extractor
+    from hdfm_bench.evaluation.metrics.reference import Reference
+    from hdfm_bench.tasks import get_task
+
+    leaves = dict(n_train=64, n_test=64, root=str(tmp_path / "leaves"))
+    res = train(cfg_for(tmp_path, "noise_fm", task="deadleaves", task_params=leaves, steps=2, batch_size=8,
+                        backbone_params={"patch": 8, "width": 32, "depth": 1, "heads": 2}), progress=False)
+    rows, _ = evaluate_run(res.run_dir, sampler="euler", steps=2, n=16, metrics=("fid",), trajectory_n=0)
+    p = next(r["protocol"] for r in rows if r["metric"] == "fid")
+    own = Reference.from_task(get_task("deadleaves", **leaves), "test", Extractor("domain-deadleaves"),
+                              root=tmp_path / "refs")
+    assert p["n_ref"] == 64 and p["reference_hash"] == own.hash
+
+    digits = train(cfg_for(tmp_path, "noise_fm", task_params={"split_seed": 1}, steps=2), progress=False)
+    rows, _ = evaluate_run(digits.run_dir, sampler="euler", steps=2, n=16, metrics=("fid",), trajectory_n=0)
+    p = next(r["protocol"] for r in rows if r["metric"] == "fid")
+    ext = Extractor("domain-digits")
+    split = get_task("digits").protocol["reference_split"]
+    mine = Reference.from_task(get_task("digits", split_seed=1), split, ext, root=tmp_path / "refs")
+    default = Reference.from_task("digits", split, ext, root=tmp_path / "refs")
+    assert p["reference_hash"] == mine.hash != default.hash
