@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -42,6 +43,8 @@ def compile_module(model: torch.nn.Module, device: torch.device) -> torch.nn.Mod
     if device.type == "cpu" and c_compiler() is None:
         raise ValueError("compile needs a C compiler for torch.compile on a CPU ($CC, cc, gcc or clang on PATH); "
                          "install one or turn compile off")
+    if device.type == "cpu":  # inductor asks for CUDA_HOME; with an nvcc on PATH torch warns on every CPU run
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     return torch.compile(model)
 
 

@@ -1,7 +1,10 @@
 """bf16 autocast on a CPU and torch.compile of the backbone: the losses stay those of the eager fp32 run."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -42,3 +45,15 @@ def test_compiled_backbone_trains_like_the_eager_one(tmp_path):
     assert a.keys() == b.keys()  # the checkpoint holds the plain module's names, not the compiled wrapper's
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.skipif(_compiler() is None, reason="torch.compile's inductor backend needs a C compiler; none on PATH")
+def test_a_compiled_cpu_run_prints_no_cuda_warning(tmp_path):
+    """With a CUDA toolkit on the machine (CUDA_HOME set, or nvcc on PATH) but no GPU, inductor's import of
+    torch.utils.cpp_extension logged 'No CUDA runtime is found' into every CPU run's progress bar."""
+    code = ("import torch; from hdfm_bench.training.build import compile_module; "
+            "m = compile_module(torch.nn.Linear(4, 4), torch.device('cpu')); print(float(m(torch.ones(1, 4)).sum()))")
+    env = {**os.environ, "CUDA_HOME": str(tmp_path), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "No CUDA runtime" not in res.stderr, res.stderr[-2000:]
