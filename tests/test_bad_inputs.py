@@ -205,6 +205,9 @@ CASES = [
     c("sample-checkpoint-truncated", ["sample", "{data}/truncated_run", *SAMPLE[2:]], "truncated_run",
       "checkpoint", forbid=("weights_only", "Traceback")),
     c("sample-checkpoint-of-another-run", ["sample", "{other}", *SAMPLE[2:]], "{run_id}", "{other_id}"),
+    c("sample-checkpoint-without-model", ["sample", "{data}/no_model_run", *SAMPLE[2:]], "no_model_run",
+      "no 'model' entry", forbid=("KeyError", "Traceback")),
+    c("sample-checkpoint-nan-weights", ["sample", "{data}/nan_run", *SAMPLE[2:]], "nan_run", "non-finite weights"),
     c("sample-out-under-a-file", [*SAMPLE[:-1], "{data}/notes.txt/s"], "notes.txt"),
 
     # ---- evaluate on the module's run --------------------------------------------------------------------------
@@ -230,6 +233,7 @@ CASES = [
     c("evaluate-checkpoint-garbage", ["evaluate", "{data}/garbage_run", *EVAL[2:]], "garbage_run", "checkpoint",
       forbid=("weights_only", "Traceback")),
     c("evaluate-checkpoint-of-another-run", ["evaluate", "{other}", *EVAL[2:]], "{run_id}", "{other_id}"),
+    c("evaluate-checkpoint-nan-weights", ["evaluate", "{data}/nan_run", *EVAL[2:]], "nan_run", "non-finite weights"),
     c("evaluate-extractor-unknown", [*EVAL, "--extractor", "nope"], "nope"),
     c("evaluate-reference-split-unknown", [*EVAL, "--reference-split", "nope"], "nope"),
     c("evaluate-metrics-unknown", [*EVAL, "--metrics", "nope"], "nope", style=ARGPARSE),
@@ -479,6 +483,17 @@ def world(tmp_path_factory):
     (data / "garbage_run" / "checkpoint.pt").write_bytes(random.Random(0).randbytes(4096))
     blob = (run / "checkpoint.pt").read_bytes()
     (data / "truncated_run" / "checkpoint.pt").write_bytes(blob[: len(blob) // 2])
+    # a checkpoint without its model entry, and one whose weights are NaN (the run's own folder and id)
+    import torch
+
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    for name, change in (("no_model_run", lambda st: st.pop("model")),
+                         ("nan_run", lambda st: [v.fill_(float("nan")) for v in st["model"].values()
+                                                 if v.is_floating_point()])):
+        shutil.copytree(run, data / name)
+        damaged = {**state, "model": {k: v.clone() for k, v in state["model"].items()}}
+        change(damaged)
+        torch.save(damaged, data / name / "checkpoint.pt")
     # plain files and folders
     (data / "existing_dir").mkdir()
     (data / "existing_dir" / "keep.txt").write_text("keep\n")

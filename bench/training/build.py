@@ -108,6 +108,7 @@ def load_run(run_dir: str | Path, ema: float | None = None,
         if key not in state["ema"]:
             raise ckpt.CheckpointError(f"run {run_dir} has no EMA with decay {ema}; has {', '.join(state['ema'])}")
         weights = state["ema"][key]
+    ckpt.check_finite(weights, path)
     model.load_state_dict(weights)
     return cfg, model.eval(), state
 

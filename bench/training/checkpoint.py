@@ -19,6 +19,8 @@ from hdfm_bench.core.rundir import checkpoint_path, kept_checkpoint_path, read_r
 
 #: the format tag every checkpoint carries
 FORMAT = "hdfm-bench/1"
+#: the entries every reader relies on
+REQUIRED = ("run_id", "step", "model", "ema", "config")
 
 
 class CheckpointError(ValueError):
@@ -50,7 +52,18 @@ def load(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path} (corrupt or truncated?): {msg}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an hdfm-bench checkpoint")
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is damaged: it has no {', '.join(map(repr, missing))} entry")
     return state
+
+
+def check_finite(weights: dict[str, Any], path: str | Path) -> None:
+    """Weights that are NaN or infinite anywhere are a CheckpointError naming the first such tensor."""
+    for name, value in weights.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"checkpoint {path} holds non-finite weights ({name}): the run diverged or the "
+                                  "file was damaged")
 
 
 # ---- the run's checkpoint ---------------------------------------------------------------------
@@ -92,5 +105,5 @@ def load_own_checkpoint(path: Path, cfg: RunConfig) -> dict:
     return state
 
 
-__all__ = ["FORMAT", "CheckpointError", "save", "copy", "load", "checkpoint_payload", "keep_checkpoint",
+__all__ = ["FORMAT", "CheckpointError", "save", "copy", "load", "check_finite", "checkpoint_payload", "keep_checkpoint",
            "check_not_older", "load_own_checkpoint"]
