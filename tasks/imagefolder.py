@@ -82,8 +82,16 @@ class ImageFolderTask(StreamedImageTask):
             self._files[split] = files
 
     def _classes(self, folder: Path) -> list[str]:
+        """The class folders of the train split; one without images is an error naming it (dropping it
+        silently would train a model with a class fewer)."""
         subdirs = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        return [d for d in subdirs if _images_under(folder / d)]
+        classes = [d for d in subdirs if _images_under(folder / d)]
+        empty = [d for d in subdirs if d not in classes]
+        if classes and empty:
+            raise TaskError(f"imagefolder: class folder {folder / empty[0]} holds no images"
+                            + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else "")
+                            + "; add images or remove it")
+        return classes
 
     def _scan(self, folder: Path) -> list[tuple[Path, int]]:
         loose = sorted(p for p in folder.iterdir() if _is_image(p))

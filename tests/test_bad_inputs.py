@@ -156,6 +156,8 @@ CASES = [
     c("train-backbone-params-unknown", [*TRAIN, "--backbone-params", "nope=1"], "nope"),
     c("train-backbone-params-depth-zero", [*TRAIN, "--backbone-params", "depth=0"], "depth", "0"),
     c("train-task-params-unknown", [*TRAIN, "--task-params", "nope=1"], "nope"),
+    c("train-imagefolder-empty-class", [*TRAIN, "--task", "imagefolder", "--task-params", "root={data}/emptyclass",
+                                        "--task-params", "resolution=8"], "emptyclass/c", "holds no images"),
     c("train-set-no-equals", [*TRAIN, "--set", "foo"], "--set", "foo"),
     c("train-set-unknown-key", [*TRAIN, "--set", "nope=1"], "nope"),
     c("train-set-warmup-string", [*TRAIN, "--set", "warmup=abc"], "warmup", "abc"),
@@ -536,6 +538,9 @@ def world(tmp_path_factory):
         (data / "images" / cls).mkdir(parents=True)
         for k in range(2):
             Image.new("RGB", (12, 12), (40 * k, 100, 200)).save(data / "images" / cls / f"{k}.png")
+    # the same with an empty class folder beside
+    shutil.copytree(data / "images", data / "emptyclass")
+    (data / "emptyclass" / "c").mkdir()
     # sweep specs
     specs = data / "specs"
     specs.mkdir()

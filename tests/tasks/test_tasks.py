@@ -349,6 +349,13 @@ def test_imagefolder_errors(tmp_path):
     with pytest.raises(TaskError) as err:
         get_task("imagefolder", root=tmp_path / "empty")
     assert "no images found under" in assert_one_line(err) and "empty" in str(err.value)
+    classes = tmp_path / "classes"  # a class folder without images would silently make one class fewer
+    write_png(classes / "train" / "a" / "x.png", 10, 10)
+    (classes / "train" / "b").mkdir()
+    with pytest.raises(TaskError) as err:
+        get_task("imagefolder", root=classes)
+    assert assert_one_line(err) == f"imagefolder: class folder {classes / 'train' / 'b'} holds no images; add " \
+                                   "images or remove it"
     bad = tmp_path / "bad"
     write_png(bad / "ok.png", 10, 10)
     (bad / "broken.png").write_bytes(np.random.default_rng(0).bytes(300))
