@@ -119,7 +119,7 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
             tqdm.write(f"[suite] {name}: trained in {t_train:.0f} s; sampled {settings.n} "
                        f"({out['protocol']['nfe']} NFE) and evaluated in {t_sample:.0f} s -> {files['grid']}")
     store = ResultStore(results / FILE_NAME)
-    store.append(eval_rows)
+    store.replace(eval_rows)  # a re-run replaces this invocation's measurements, never repeats them
     summary["tables"] = write_reports(store, results, [r["run_id"] for r in eval_rows], histories)
     summary["invocation_wall_s"] = round(time.perf_counter() - t_start, 1)  # resumed runs: sampling only
     summary["train_total_s"] = round(sum(m["train_s"] for m in summary["methods"].values()), 1)

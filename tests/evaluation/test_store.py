@@ -202,3 +202,25 @@ def test_read_10000_rows(tmp_path):
         store.append([_row(run=f"r{b}", step=i, value=float(i)) for i in range(1000)])
     df = store.read()  # its speed is measured in results/perf.md, not asserted here
     assert len(df) == 10000
+
+
+def test_replace_keeps_one_copy_of_each_measurement(tmp_path):
+    """A re-run (the default suite into the same results folder) replaces its measurements instead of repeating
+    them; other measurements stay, and a store with a damaged line is only appended to (nothing is lost)."""
+    store = ResultStore(tmp_path / "r.jsonl")
+
+    def row(run, metric, value, **proto):
+        return {"run_id": run, "checkpoint_step": 3, "metric": metric, "value": value, "method": run,
+                "protocol": {"n_gen": 10, **proto}}
+
+    store.append([row("a", "fid", 1.0), row("a", "kid", 0.1), row("b", "fid", 2.0)])
+    assert store.replace([row("a", "fid", 1.5), row("a", "fid", 9.0, n_gen=20)]) == 2
+    got = sorted((r["run_id"], r["metric"], r["protocol"]["n_gen"], r["value"]) for r in store.rows())
+    assert got == [("a", "fid", 10, 1.5), ("a", "fid", 20, 9.0), ("a", "kid", 10, 0.1), ("b", "fid", 10, 2.0)]
+    store.replace([row("a", "fid", 1.5)])  # the same again: still one copy
+    assert len(store) == 4
+    with open(store.file, "a") as fh:
+        fh.write("not json\n")
+    store.replace([row("a", "fid", 1.7)])
+    with pytest.warns(StoreWarning):
+        assert len(store.rows()) == 5 and "not json" in store.file.read_text()
