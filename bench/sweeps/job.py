@@ -18,6 +18,7 @@ from hdfm_bench.evaluation.store import ResultStore
 from hdfm_bench.training import Preempted, train
 
 from . import submitit_adapter as adapter
+from .owner import StopWatch
 
 
 class PreemptionFlag:
@@ -100,11 +101,23 @@ class SweepJob:
     #: a shard job: [index of the setting in ``evals``, shard k] (k = -1: only merge); no training
     shard: list | None = None
     shards_dir: str = ""
+    #: local executor: the ``sweep`` command that owns this job and its stop file (sweeps.owner)
+    owner: dict | None = None
+    stop_file: str = ""
 
     def __call__(self) -> dict:
         set_threads(max(1, self.threads))
-        if self.shard is not None:
-            return self._shard()
+        watch = StopWatch(self.owner, self.stop_file).start()
+        try:
+            return self._shard() if self.shard is not None else self._run(watch)
+        except (Preempted, KeyboardInterrupt):
+            if watch.is_set():  # stopped by its sweep: checkpoint written, no result, no requeue
+                watch.exit()
+            raise
+        finally:
+            watch.close()
+
+    def _run(self, watch: StopWatch) -> dict:
         env = adapter.job_environment()
         world = env.num_tasks if env is not None else 1
         rank = env.global_rank if env is not None else 0
@@ -116,10 +129,12 @@ class SweepJob:
         try:
             if self.train:
                 try:
-                    result = train(cfg, progress=False, should_stop=flag.is_set)
+                    result = train(cfg, progress=False, should_stop=lambda: flag.is_set() or watch.is_set())
                     summary["starts"] = result.record.get("starts")
                     summary["weights"] = weights_digest(result.model)
                 except Preempted:
+                    if watch.is_set():
+                        raise
                     if rank != 0:
                         raise SystemExit(-1) from None  # the leader requeues the whole job
                     flag.forward()
@@ -130,11 +145,11 @@ class SweepJob:
 
                 dist.destroy_process_group()
         if rank == 0:
-            self._evaluate(cfg, flag, summary)
+            self._evaluate(cfg, flag, summary, watch)
         flag.uninstall()
         return summary
 
-    def _evaluate(self, cfg: RunConfig, flag: PreemptionFlag, summary: dict) -> None:
+    def _evaluate(self, cfg: RunConfig, flag: PreemptionFlag, summary: dict, watch: StopWatch) -> None:
         store = SweepStore(self.store, self.sweep)  # this run's keys are written only by this job
         step = cfg.steps if self.train else int(read_record(cfg.run_dir()).get("step", cfg.steps))
         for e in self.evals:
@@ -145,6 +160,8 @@ class SweepJob:
             if key in store:
                 summary["skipped"].append(key)
                 continue
+            if watch.is_set():
+                raise KeyboardInterrupt
             if flag.is_set():
                 flag.forward()
             store.measure(cfg.run_dir(), setting, key, f"{self.label} {setting.label}".strip())

@@ -1,9 +1,11 @@
 """Submitting a sweep: which runs need a job, one job array for them, waiting, dry runs."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,10 +16,12 @@ from tqdm.auto import tqdm
 from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.io import append_line
 from hdfm_bench.core.rundir import read_record
+from hdfm_bench.core.signals import Terminated
 from hdfm_bench.core.threads import available_cores, share
 from hdfm_bench.evaluation.evaluate import shard_file
 from hdfm_bench.tasks import TaskError, get_task
 
+from . import owner
 from . import submitit_adapter as adapter
 from .job import SweepJob
 from .spec import Sweep, SweepError, SweepRun
@@ -153,8 +157,14 @@ def _submit(sweep: Sweep, executor: str, jobs_in: list, records: list[tuple[str,
     ex = make_executor(executor, sweep, resources)
     if after is not None:  # Slurm: hold the array until the training array has ended well
         ex.update_parameters(additional_parameters={"dependency": f"afterok:{after}"})
+    local = executor == "local"
+    if local:  # the command owns its local jobs: they stop when it is stopped or dies (sweeps.owner)
+        me = owner.this_process()
+        jobs_in = [dataclasses.replace(j, owner=me, stop_file=str(sweep.folder / "jobs" / owner.STOP_FILE))
+                   for j in jobs_in]
     try:
-        jobs = adapter.submit_all(ex, executor, jobs_in)
+        with owner.detached() if local else contextlib.nullcontext():
+            jobs = adapter.submit_all(ex, executor, jobs_in)
     except adapter.AdapterError as err:  # nothing was queued, so nothing is recorded
         raise SweepError(str(err)) from None
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -182,27 +192,43 @@ def run_until_done(sweep: Sweep, executor: str, retry_failed: bool = False, time
             retry_failed = False  # a job that failed in this call is reported, not retried in a loop
         return done
     slots, threads = local_slots(sweep, parallel)
+    owner.clear(sweep.folder / "jobs")
     deadline = time.monotonic() + (timeout_s or 60.0 * sweep.resources["time"] * max(1, len(sweep.runs)) + 60)
     submitted: list = []
     running: list = []
     attempts: dict[str, int] = {}
-    with tqdm(total=0, desc=f"sweep: jobs done ({slots} at a time)", unit="job", disable=not progress) as bar:
-        while True:
-            running = [j for j in running if not j.done()]
-            if len(running) < slots:
-                new = submit(sweep, executor, retry_failed, limit=slots - len(running), threads=threads,
-                             attempts=attempts, max_attempts=rounds)
-                retry_failed = False
-                running += new
-                submitted += new
-                bar.total = len(submitted)
-            bar.update(len(submitted) - len(running) - bar.n)
-            if not running:
-                return submitted
-            if time.monotonic() > deadline:
-                raise SweepError(f"{len(running)} job(s) still unfinished after {timeout_s or 0:.0f} s "
-                                 f"(they keep running; check 'hdfm-bench status')")
-            time.sleep(1.0)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGHUP)}
+    signal.signal(signal.SIGHUP, _hang_up)
+    try:
+        with tqdm(total=0, desc=f"sweep: jobs done ({slots} at a time)", unit="job", disable=not progress) as bar:
+            while True:
+                running = [j for j in running if not j.done()]
+                if len(running) < slots:
+                    new = submit(sweep, executor, retry_failed, limit=slots - len(running), threads=threads,
+                                 attempts=attempts, max_attempts=rounds)
+                    retry_failed = False
+                    running += new
+                    submitted += new
+                    bar.total = len(submitted)
+                bar.update(len(submitted) - len(running) - bar.n)
+                if not running:
+                    return submitted
+                if time.monotonic() > deadline:
+                    raise SweepError(f"{len(running)} job(s) still unfinished after {timeout_s or 0:.0f} s "
+                                     f"(they keep running; check 'hdfm-bench status')")
+                time.sleep(1.0)
+    except (KeyboardInterrupt, Terminated):  # Ctrl-C, SIGTERM, SIGHUP: the jobs stop too, at a safe point
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stopping short
+        for line in owner.stop_jobs(sweep.folder / "jobs", [j for j in running if not j.done()]):
+            print(f"hdfm-bench: {line}", file=sys.stderr, flush=True)
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _hang_up(signum, frame) -> None:
+    raise Terminated()
 
 
 def wait(jobs: list, timeout_s: float, progress: bool = True) -> None:
