@@ -106,6 +106,8 @@ CASES = [
       "existing_dir"),
 
     # ---- train: unknown names -----------------------------------------------------------------------------
+    c("perf-out-under-a-file", ["perf", "--only", "spectral", "--repeats", "1", "--out", "{data}/notes.txt/perf.md"],
+      "notes.txt is a file", forbid=("Errno",)),
     c("train-path-unknown", [*TRAIN, "--path", "nope"], "path", "nope"),
     c("train-target-unknown", [*TRAIN, "--target", "nope"], "target", "nope"),
     c("train-loss-unknown", [*TRAIN, "--loss", "nope"], "loss", "nope"),
@@ -257,6 +259,8 @@ CASES = [
       "shard", "-1"),
 
     # ---- reference --------------------------------------------------------------------------------------------
+    c("evaluate-shard-dir-is-a-file", [*EVAL, "--shards", "2", "--shard", "0", "--shard-dir", "{data}/notes.txt"],
+      "--shard-dir", "is a file, not a folder", forbid=("Errno",)),
     c("reference-source-unknown", ["reference", "nope", "--out", "{out}/r.npz", "--extractor", "domain-digits"],
       "nope"),
     c("reference-split-unknown", ["reference", "digits", "--split", "nope", "--out", "{out}/r.npz",
@@ -283,6 +287,11 @@ CASES = [
     c("prepare-dest-not-zip", ["prepare", "{data}/images", "{out}/d.tar", "--workers", "1"], "d.tar"),
     c("prepare-dest-existing-folder", ["prepare", "{data}/images", "{data}/exists.zip", "--workers", "1"],
       "exists.zip"),
+    c("prepare-dest-under-a-file", ["prepare", "{data}/images", "{data}/notes.txt/d.zip", "--workers", "1"],
+      "notes.txt is a file", forbid=("Errno",)),
+    c("prepare-reference-stats-extractor-misfit", ["prepare", "{data}/images", "{out}/d.zip", "--workers", "1",
+                                                   "--resolution", "8", "--reference-stats", "{out}/r.npz",
+                                                   "--extractor", "domain-mnist"], "(1, 28, 28)", "(3, 8, 8)"),
     c("prepare-split-unknown", ["prepare", "{data}/images", "{out}/d.zip", "--split", "nope", "--workers", "1"],
       "nope"),
     c("prepare-workers-negative", ["prepare", "{data}/images", "{out}/d.zip", "--workers", "-2"], "workers", "-2"),
@@ -325,6 +334,8 @@ CASES = [
       "notes.txt"),
 
     # ---- sweep ----------------------------------------------------------------------------------------------
+    c("plot-out-dir-under-a-file", ["plot", "--store", "{data}/good.jsonl", "--out-dir", "{data}/notes.txt/p"],
+      "notes.txt is a file", forbid=("Errno",)),
     c("sweep-spec-missing", ["sweep", "{data}/specs/missing.toml", "--executor", "debug"], "missing.toml"),
     c("sweep-timeout-negative", ["sweep", "--executor", "local", "--timeout", "-5"], "--timeout", "-5",
       style=ARGPARSE),
@@ -378,6 +389,8 @@ CASES = [
                                                "--best", "colour"], "colour"),
     c("reproduce-toy-dist-unknown", ["reproduce", "toy", "--quick", "--out", "{out}/toy", "--dist", "nope"], "nope"),
     # options of another reproduction: refused by the sub-command's parser
+    c("reproduce-toy-out-is-a-file", ["reproduce", "toy", "--quick", "--out", "{data}/notes.txt"], "--out",
+      "is a file, not a folder", forbid=("Errno",)),
     c("reproduce-headtohead-best", ["reproduce", "headtohead", "--best", "colour"], "--best", "colour",
       style=ARGPARSE),
     c("reproduce-stability-dist", ["reproduce", "stability", "--dist", "nope"], "--dist", "nope", style=ARGPARSE),

@@ -327,3 +327,17 @@ def test_run_refuses_an_unknown_method_before_any_work(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == ("hdfm-bench: error: unknown suite method 'nope'; known: noise_fm, hdfm, "
                                                 "blurring_diffusion, ihdm")
     assert not out.exists() and not results.exists()
+
+
+def test_plot_draws_every_kind_with_data_and_names_the_skipped_ones(tmp_path, capsys):
+    """A store without FID rows (and no run folders) still gets its band-ratio and trajectory figures."""
+    from hdfm_bench.evaluation.store import ResultStore
+
+    rows = [r for r in ResultStore(Path(__file__).parents[1] / "results" / "suite" / "results.jsonl").rows()
+            if r["metric"] != "fid"]
+    store = ResultStore.write_fresh(tmp_path / "no_fid.jsonl", rows)
+    out = tmp_path / "plots"
+    assert cli.main(["plot", "--store", str(store.file), "--out-dir", str(out), "--runs-dir", str(tmp_path)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["band_ratios.png", "trajectory.png"]
+    err = capsys.readouterr().err
+    assert "note: skipped fid_vs_nfe (no 'fid' rows to plot)" in err and "note: skipped losses" in err

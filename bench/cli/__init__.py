@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from hdfm_bench.core.messages import os_error_line
 from hdfm_bench.core.signals import EXIT_TERMINATED, Preempted, Terminated
 from hdfm_bench.core.threads import set_threads
 from hdfm_bench.methods import ConfigError
@@ -80,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "again to resume", file=sys.stderr)
         return EXIT_TERMINATED
     except (ConfigError, ValueError, OSError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = os_error_line(err) if isinstance(err, OSError) else \
+            (str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
         print(f"hdfm-bench: error: {first}", file=sys.stderr)
         return 2
     finally:

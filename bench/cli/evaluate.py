@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hdfm_bench.core.io import check_output_folder
 from hdfm_bench.evaluation.metrics.extractors import EXTRACTORS
 from hdfm_bench.evaluation.metrics.features import METRICS
 from hdfm_bench.evaluation.protocol import FEATURE_METRICS
@@ -54,6 +55,8 @@ def _report(rows: list[dict], args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.shard_dir:
+        check_output_folder(args.shard_dir, "--shard-dir")
     from hdfm_bench.evaluation.evaluate import Evaluation, evaluate_run, evaluate_shard
     from hdfm_bench.evaluation.protocol import EvalSettings
     from hdfm_bench.evaluation.store import ResultStore

@@ -9,7 +9,7 @@ import argparse
 
 from hdfm_bench.perf.runner import BENCHMARKS, DEFAULT_REPEATS
 
-from .options import command_help
+from .options import check_outputs, command_help
 
 
 def add_parser(sub) -> None:
@@ -30,6 +30,7 @@ def add_parser(sub) -> None:
 def cmd_perf(args: argparse.Namespace) -> int:
     from hdfm_bench.perf import runner
 
+    check_outputs((args.out, "--out"))  # before the benchmarks run, not after
     out = runner.run(only=args.only, out=args.out, repeats=args.repeats)
     print(f"wrote {out}")
     return 0

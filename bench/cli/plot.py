@@ -5,8 +5,9 @@ FID versus counted NFE, per-band spectral ratios, the spectral ratio along sampl
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import sys
 
+from hdfm_bench.core.io import check_output_folder
 from hdfm_bench.evaluation.plots import PLOTS
 
 from .options import _read_store, command_help
@@ -24,15 +25,22 @@ def add_parser(sub) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    """Draw every asked kind (default: all) that the store has data for; name the ones skipped and why.
+    Nothing drawn at all is an error."""
     from hdfm_bench.evaluation import plots
+    from hdfm_bench.evaluation.tables import TableError
 
     df = _read_store(args.store, "plot")
-    out = Path(args.out_dir)
-    kinds = args.kind or PLOT_KINDS
+    out = check_output_folder(args.out_dir, "--out-dir")
     fns = {**plots.PLOTS, "losses": lambda frame, dest: plots.plot_run_losses(frame, args.runs_dir, dest)}
-    for kind in kinds:
-        if kind not in fns:
-            raise ValueError(f"unknown plot '{kind}'; known: {', '.join(fns)}")
-    for kind in kinds:
-        print(f"wrote {fns[kind](df, out / f'{kind}.png')}")
+    skipped = []
+    for kind in args.kind or PLOT_KINDS:
+        try:
+            print(f"wrote {fns[kind](df, out / f'{kind}.png')}")
+        except TableError as err:  # this kind has no data in the store: the others are still drawn
+            skipped.append(f"{kind} ({err})")
+    if len(skipped) == len(args.kind or PLOT_KINDS):
+        raise ValueError(f"nothing to plot from {args.store}: " + "; ".join(skipped))
+    for note in skipped:
+        print(f"note: skipped {note}", file=sys.stderr)
     return 0

@@ -36,7 +36,11 @@ def _check_reference_options(args: argparse.Namespace) -> None:
     from hdfm_bench.evaluation.metrics.extractors import get_extractor_info
 
     check_outputs((args.reference_stats, "--reference-stats", (".npz",)))
-    get_extractor_info(args.extractor)
+    want = get_extractor_info(args.extractor)["input_size"]
+    made = (3, args.resolution, args.resolution)  # prepare writes RGB images of this side
+    if want is not None and tuple(want) != made:
+        raise ValueError(f"--extractor {args.extractor} takes images {tuple(want)}, but the prepared images are "
+                         f"{made}: choose an extractor for them (e.g. inception-offline)")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
 
@@ -45,6 +49,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     """An image folder → an EDM-style dataset zip (and optionally its reference statistics)."""
     from hdfm_bench.tasks.prepare import prepare_zip
 
+    check_outputs((args.dest, "DEST", (".zip",)))
     if args.reference_stats:
         _check_reference_options(args)
     out = prepare_zip(args.source, args.dest, args.resolution, split=args.split, workers=args.workers,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from hdfm_bench.core.io import check_output_folder
 from hdfm_bench.specs import SPECS_DIR
 from hdfm_bench.sweeps.submitit_adapter import EXECUTORS
 
@@ -167,5 +168,7 @@ RUNNERS = {"toy": _toy, "ablation": _ablation, "spectral": _spectral, "headtohea
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Paper reproductions (results under results/<what>/)."""
+    if args.out:
+        check_output_folder(args.out, "--out")
     print(RUNNERS[args.what](args))
     return 0

@@ -101,6 +101,16 @@ def check_output_file(dest: str | os.PathLike, option: str = "--out", suffixes: 
     return dest
 
 
+def check_output_folder(dest: str | os.PathLike, option: str = "--out-dir") -> Path:
+    """Refuse, before any work, an output folder that cannot be made where it is named: an existing file,
+    a parent that is a file, or a place that is not writable. Returns the path."""
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise ValueError(f"{option} {dest} is a file, not a folder")
+    check_output_file(dest / "x", option)
+    return dest
+
+
 def write_text(dest: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``dest`` atomically."""
     with atomic_path(dest) as tmp:
@@ -176,6 +186,6 @@ def append_line(dest: str | os.PathLike, line: str, fsync: bool = False) -> None
             fsync_dir(dest.parent)
 
 
-__all__ = ["atomic_path", "write_text", "write_bytes", "write_with", "append_line", "fsync_dir",
+__all__ = ["check_output_folder", "atomic_path", "write_text", "write_bytes", "write_with", "append_line", "fsync_dir",
            "stale_temporaries", "locked", "DiskFull", "disk_full_names",
            "check_output_file"]
