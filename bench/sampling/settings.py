@@ -10,6 +10,7 @@ import dataclasses
 import math
 from typing import Any
 
+from hdfm_bench.core.limits import check_sampler_steps
 from hdfm_bench.methods import ConfigError
 
 #: JiT's guidance interval: guide only where 0.1 < t < 1 (docs/methods.md §2.8)
@@ -71,6 +72,11 @@ class SamplingSettings:
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
                 raise ConfigError(f"{name} must be an integer >= {lowest}, got {v!r}")
+        if self.steps is not None:
+            try:
+                check_sampler_steps(self.steps)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         for k, v in self.sampler_params.items():
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"sampler parameter {k} must be finite, got {v!r}")

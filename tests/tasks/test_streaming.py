@@ -140,3 +140,37 @@ def test_imagezip_errors_are_one_line(tmp_path, folder):
     synthetic_folder(folder, 5, size=12, classes=5, split="val")  # c003, c004: not train classes
     with pytest.raises(TaskError, match="classes differ between splits"):
         get_task("imagefolder", root=folder, resolution=8)
+
+
+def test_prepare_fails_at_once_when_a_worker_dies_and_leaves_no_temporary(tmp_path):
+    """A decoding worker killed (as the kernel's OOM killer does) used to leave prepare waiting for ever;
+    now it fails at once, one line, and the hidden temporary zip is gone."""
+    import os
+    import signal
+    import threading
+    import time
+    from pathlib import Path as P
+
+    src = synthetic_folder(tmp_path / "big", 3000, size=64, classes=2, seed=3)
+    dest = tmp_path / "out" / "d.zip"
+
+    def kill_a_worker():
+        me = str(os.getpid())
+        for _ in range(400):
+            kids = [p.name for p in P("/proc").iterdir() if p.name.isdigit()
+                    and (p / "stat").exists() and (p / "stat").read_text().rsplit(")", 1)[1].split()[1] == me
+                    and b"spawn" in (p / "cmdline").read_bytes()]
+            if kids:
+                time.sleep(0.5)
+                os.kill(int(kids[0]), signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker, daemon=True)
+    killer.start()
+    t0 = time.monotonic()
+    with pytest.raises(TaskError, match="a decoding worker died") as err:
+        prepare_zip(src, dest, 32, workers=2)
+    assert "\n" not in str(err.value) and time.monotonic() - t0 < 120
+    killer.join(5)
+    assert not dest.exists() and list(dest.parent.iterdir()) == []  # no hidden .d.zip.* temporary
