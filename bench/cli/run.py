@@ -6,8 +6,10 @@ one budget on MNIST, sample each class-conditionally and write a grid per method
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hdfm_bench.core.config import BACKENDS
+from hdfm_bench.evaluation.store import FILE_NAME, ResultStore
 
 from .options import TERMINATION, command_help
 
@@ -24,14 +26,20 @@ def add_parser(sub) -> None:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="train and sample the backbone under torch.compile (the same numbers to float rounding; "
                         "default: on when a C compiler is available)")
+    p.add_argument("--check", action="store_true",
+                   help="compare every number with the suite already in the results folder (the committed one) and "
+                        "print, per method, 'reproduced' or the differences; exit 1 if a number differs under the "
+                        "same threads, compile setting, torch and CPU (scripts/main.sh does this)")
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The default suite (the README's main job)."""
-    from hdfm_bench.experiments.suite import run_suite
+    from hdfm_bench.experiments.suite import check_reproduced, reference_snapshot, run_suite
 
     results = args.results or ("results/suite" if args.backend == "torch" else f"results/suite-{args.backend}")
+    folder = Path(results) / ("quick" if args.quick else "")
+    reference = reference_snapshot(folder) if args.check else None  # read before this run replaces it
     summary = run_suite(quick=args.quick, results=results, out_dir=args.out_dir, methods=args.method,
                         backend=args.backend, compile=args.compile, termination=TERMINATION)
     for name, m in summary["methods"].items():
@@ -39,4 +47,11 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{m['sample_s']:>5.1f} s  NFE {m['protocol']['nfe']:>4}  -> {m['grid']}")
     print(f"suite: training {summary['train_total_s']:.0f} s in all (recorded per run); this invocation "
           f"{summary['invocation_wall_s']:.0f} s; peak memory {summary['peak_rss_mb']:.0f} MB")
-    return 0
+    if not args.check:
+        return 0
+    if reference is None:
+        print(f"check: no earlier suite in {folder} to compare with")
+        return 0
+    lines, ok = check_reproduced(reference, ResultStore(folder / FILE_NAME).rows(), summary)
+    print("\n".join(f"check: {line}" for line in lines))
+    return 0 if ok else 1

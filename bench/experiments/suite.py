@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import platform
 import resource
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -88,7 +90,7 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
     results = Path(results) / ("quick" if quick else "")
     total = sum(c.steps for c in cfgs.values())
     summary = {"quick": quick, "budget": {**BUDGET, **(QUICK if quick else FULL)}, "methods": {},
-               "compiled": compile, "threads": torch.get_num_threads()}
+               **conditions(compile)}
     t_start = time.perf_counter()
     done_steps, eval_rows, histories = 0, [], {}
     with tqdm(total=total, desc="suite: training", unit="step", dynamic_ncols=True) as bar:
@@ -127,6 +129,54 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
     summary["overview"] = str(overview(summary, results / "overview.png"))
     write_text(results / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
+
+
+#: what must be equal for the suite's numbers to be equal to the last bit: torch's CPU kernels sum in an
+#: order that depends on the thread count (and the compiled kernels, the torch build and the CPU's
+#: instruction set); with all of these equal every step is deterministic and the tolerance is zero
+CONDITIONS = ("threads", "compiled", "torch", "cpu")
+
+
+def conditions(compiled: bool) -> dict[str, Any]:
+    """This process's values of :data:`CONDITIONS` (recorded in summary.json)."""
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else \
+        platform.processor()
+    return {"threads": torch.get_num_threads(), "compiled": compiled, "torch": torch.__version__, "cpu": cpu}
+
+
+def reference_snapshot(results: str | Path) -> dict[str, Any] | None:
+    """The committed suite in ``results`` (rows and summary), read before a run overwrites it."""
+    results = Path(results)
+    if not (results / FILE_NAME).is_file() or not (results / "summary.json").is_file():
+        return None
+    return {"rows": ResultStore(results / FILE_NAME).rows(),
+            "summary": json.loads((results / "summary.json").read_text())}
+
+
+def check_reproduced(reference: dict[str, Any], rows: list[dict], summary: dict) -> tuple[list[str], bool]:
+    """One line per method: 'reproduced' (every table metric equal to the last bit) or the differences.
+    Returns (lines, ok); ok is False only when the conditions match and a number differs."""
+    def table(rs):
+        return {(r["method"], r["metric"]): r["value"] for r in rs if r["metric"] in TABLE_METRICS}
+
+    ref, new = table(reference["rows"]), table(rows)
+    before = {k: reference["summary"].get(k) for k in CONDITIONS}
+    now = {k: summary.get(k) for k in CONDITIONS}
+    changed = [f"{k} {before[k]} -> {now[k]}" for k in CONDITIONS if before[k] != now[k]]
+    lines, ok = [], True
+    for method in summary["methods"]:
+        diffs = [f"{metric} {ref[(method, metric)]:.6g} -> {v:.6g}" for (m, metric), v in new.items()
+                 if m == method and (m, metric) in ref and ref[(m, metric)] != v]
+        missing = [metric for (m, metric) in new if m == method and (m, metric) not in ref]
+        if not diffs and not missing:
+            lines.append(f"{method}: reproduced (every number equal to the committed one)")
+            continue
+        ok = ok and bool(changed)
+        why = (f"not expected to be bit-equal: {', '.join(changed)}" if changed
+               else "NOT reproduced under the same conditions")
+        lines.append(f"{method}: {'; '.join(diffs + [f'{m} not committed' for m in missing])} ({why})")
+    return lines, ok
 
 
 def write_reports(store, results: Path, run_ids: list[str], histories: dict) -> dict:

@@ -78,3 +78,22 @@ def test_run_is_stopped_by_sigterm_resumes_and_its_rows_join_the_committed_table
     assert res.returncode == 0, res.stderr[-3000:]
     table = pd.read_csv(pd.io.common.StringIO(res.stdout))
     assert {"noise_fm", "hdfm", "blurring_diffusion", "ihdm", "hdfm-newcomer"} <= set(table["method"])
+
+
+def test_the_check_says_reproduced_or_the_difference_and_why():
+    from hdfm_bench.experiments.suite import CONDITIONS, check_reproduced
+
+    cond = {"threads": 2, "compiled": True, "torch": "2.14.1", "cpu": "some cpu"}
+    assert set(cond) == set(CONDITIONS)
+
+    def rows(fid):
+        return [{"method": "hdfm", "metric": "fid", "value": fid}, {"method": "hdfm", "metric": "lsd", "value": 3.0},
+                {"method": "hdfm", "metric": "band_ratio@0", "value": 1.0}]
+
+    ref = {"rows": rows(2.989), "summary": cond}
+    lines, ok = check_reproduced(ref, rows(2.989), {**cond, "methods": {"hdfm": {}}})
+    assert ok and lines == ["hdfm: reproduced (every number equal to the committed one)"]
+    lines, ok = check_reproduced(ref, rows(2.9891), {**cond, "methods": {"hdfm": {}}})
+    assert not ok and lines == ["hdfm: fid 2.989 -> 2.9891 (NOT reproduced under the same conditions)"]
+    lines, ok = check_reproduced(ref, rows(3.1), {**cond, "threads": 1, "methods": {"hdfm": {}}})
+    assert ok and lines == ["hdfm: fid 2.989 -> 3.1 (not expected to be bit-equal: threads 2 -> 1)"]
