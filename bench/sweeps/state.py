@@ -108,6 +108,8 @@ def job_states(records: list[dict]) -> dict[str, dict]:
         elif rec["executor"] == "local":
             alive = _pid_alive(int(rec["job_id"]))
             info.update(state="running" if alive else "ended", raw="" if alive else "(process gone)")
+        elif rec.get("outcome") == "interrupted":  # a debug job stopped by Ctrl-C / SIGTERM (submit.run_debug)
+            info.update(state="ended", raw="(in-process debug job, stopped)")
         elif rec.get("outcome") == "error":  # a debug job that failed (recorded by submit.run_debug)
             info.update(state="error", error=rec.get("error", "job failed"))
         else:  # debug jobs run in-process and leave no result file: judged by the run's records

@@ -252,7 +252,13 @@ def run_debug(jobs: list, jobs_file: Path | None = None) -> list[str]:
     jobs.jsonl (outcome = error, the error's last line), where ``status`` finds it. Returns the errors."""
     errors = []
     for job in jobs:
-        error = adapter.run_debug_job(job)
+        try:
+            error = adapter.run_debug_job(job)
+        except (KeyboardInterrupt, Terminated):  # Ctrl-C / SIGTERM: recorded, so status says interrupted
+            rec = getattr(job, "hdfm_record", None)
+            if rec is not None and jobs_file is not None:
+                append_line(jobs_file, json.dumps({**rec, "outcome": "interrupted"}))
+            raise
         if error is None:
             continue
         errors.append(error)

@@ -104,3 +104,25 @@ def test_sigint_to_a_local_sweep_stops_its_jobs_and_the_same_command_resumes_the
 
 def test_the_jobs_of_a_killed_local_sweep_stop_by_themselves(tmp_path, uninterrupted):
     _stop_and_resume(tmp_path, signal.SIGKILL, uninterrupted, within=30)
+
+
+def test_ctrl_c_on_a_debug_sweep_shows_its_run_interrupted_and_the_same_command_finishes_it(tmp_path):
+    """The debug executor trains in the command's own process: Ctrl-C stops it there (exit 130), the run is
+    'interrupted' (not 'pending'), and the same command finishes the sweep."""
+    spec = _spec(tmp_path)
+    s = Sweep.load(spec)
+    first = s.runs[0].config.run_dir() / "run.json"
+    parent = subprocess.Popen([sys.executable, "-m", "hdfm_bench.cli", "sweep", str(spec), "--executor", "debug"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _until(lambda: first.exists() and json.loads(first.read_text()).get("starts"), 120, "training to start")
+        time.sleep(1.0)
+        os.kill(parent.pid, signal.SIGINT)
+        _, err = parent.communicate(timeout=30)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 130 and "interrupted" in err, err[-2000:]
+    assert [r["state"] for r in status(s)] == ["interrupted", "pending"]
+    assert main(["sweep", str(spec), "--executor", "debug"]) == 0
+    assert [r["state"] for r in status(s)] == ["done", "done"]
