@@ -186,6 +186,8 @@ CASES = [
     c("sample-checkpoint-step-zero", [*SAMPLE, "--checkpoint-step", "0"], "checkpoint_step", "0"),
     c("sample-steps-past-any-budget", [*SAMPLE[:2], "--steps", "99999999999", "-n", "4"], "steps", "100,000",
       "99999999999"),
+    c("sample-batch-past-the-memory", [*SAMPLE[:2], "-n", "16000000", "--batch-size", "16000000", "--steps", "2"],
+      "--batch-size 16000000", "at most"),
     c("evaluate-steps-past-any-budget", [*EVAL[:2], "--steps", "1000001", "-n", "4"], "steps", "100,000"),
     c("sample-checkpoint-step-not-kept", [*SAMPLE, "--checkpoint-step", "2"], "no checkpoint of step 2"),
     c("sample-ema-not-kept", [*SAMPLE, "--ema", "0.5"], ("ema", "EMA"), "0.5"),

@@ -16,6 +16,9 @@ from .threads import available_cores
 MAX_SAMPLER_STEPS = 100_000
 #: bytes a decoding worker of ``prepare`` holds per pixel at most (RGB float32 resize buffers, twice)
 PREPARE_BYTES_PER_PIXEL = 3 * 4 * 2
+#: bytes one sampler call holds per input element at most (float32 states, predictions and the network's
+#: activations of the project's backbones: a generous bound)
+SAMPLE_BYTES_PER_ELEMENT = 4 * 64
 #: the resident size of one spawned decoding worker (a fresh interpreter with numpy, PIL and torch)
 WORKER_BYTES = 256 << 20
 
@@ -57,6 +60,17 @@ def check_image_side(side: int, workers: int, option: str = "--resolution") -> i
     return side
 
 
+def check_batch(batch: int, image_elements: int, option: str = "batch_size") -> int:
+    """Images per sampler call whose arrays (float32, with the network's activations at
+    :data:`SAMPLE_BYTES_PER_ELEMENT` bytes per input element) fit in half the memory."""
+    mem = memory_bytes()
+    top = max(1, int(mem / 2 / (image_elements * SAMPLE_BYTES_PER_ELEMENT)))
+    if batch > top:
+        raise ValueError(f"{option} {batch} needs ~{_gib(batch * image_elements * SAMPLE_BYTES_PER_ELEMENT)} for one "
+                         f"sampler call; this machine has {_gib(mem)}: at most {top} images per call here")
+    return batch
+
+
 def check_sampler_steps(steps: int, option: str = "steps") -> int:
     if steps > MAX_SAMPLER_STEPS:
         raise ValueError(f"{option} must be at most {MAX_SAMPLER_STEPS:,} (far beyond any published sampler "
@@ -64,4 +78,5 @@ def check_sampler_steps(steps: int, option: str = "steps") -> int:
     return steps
 
 
-__all__ = ["MAX_SAMPLER_STEPS", "check_image_side", "check_sampler_steps", "check_workers", "memory_bytes"]
+__all__ = ["MAX_SAMPLER_STEPS", "check_batch", "check_image_side", "check_sampler_steps", "check_workers",
+           "memory_bytes"]

@@ -8,6 +8,7 @@ tasks — gives the same images. :func:`generate` is the one-call form (all n im
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from hdfm_bench.methods import Objective, get_path, get_sampler, recipe
+from hdfm_bench.core.limits import check_batch
+from hdfm_bench.methods import ConfigError, Objective, get_path, get_sampler, recipe
 from hdfm_bench.tasks import get_task
 from hdfm_bench.training import load_run
 from hdfm_bench.training.build import compile_module, resolve_device
@@ -83,6 +85,10 @@ class Generator:
         self.block = BLOCK[self.device.type]
         self.checkpoint_step = int(state["step"])
         self.task = get_task(cfg.task, **cfg.task_params)
+        try:  # before any image is drawn: a batch the memory cannot hold is refused, not OOM-killed
+            check_batch(min(settings.batch, settings.n), math.prod(self.task.shape), "--batch-size")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         self.path = get_path(cfg.path, **cfg.path_params)
         self.target = Objective(self.path, cfg.target or None, cfg.loss or None, cfg.norm or None).target
         self.sampler_name, self.sampler_params = resolve_sampler(cfg.path, settings, **cfg.path_params)
