@@ -35,13 +35,14 @@ class RunLocked(RuntimeError):
     """The run directory belongs to another live process; one line naming it."""
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), None when there is no such process."""
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot; with the pid, a process's identity), None
+    when there is no such process or it is a zombie (dead, not yet reaped by its parent)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+    return None if fields[0] in ("Z", "X") else fields[19]  # state, and field 22 counted after the name
 
 
 def _pid_alive(pid: int) -> bool:
@@ -56,7 +57,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _me(what: str) -> dict:
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "pid_start": _start_time(pid),
+    return {"host": socket.gethostname(), "pid": pid, "pid_start": process_start_time(pid),
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "what": what,
             "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
@@ -73,7 +74,7 @@ def stale_reason(owner: dict | None, age_s: float) -> str | None:
     pid = owner.get("pid")
     if not isinstance(pid, int) or not _pid_alive(pid):
         return f"PID {pid} on {owner.get('host')} is gone"
-    started = _start_time(pid)
+    started = process_start_time(pid)
     if owner.get("pid_start") and started and started != owner["pid_start"]:
         return f"PID {pid} on {owner.get('host')} now belongs to another process"
     return None
@@ -130,4 +131,4 @@ def run_lock(run_dir: str | os.PathLike, what: str = "trained") -> Iterator[Path
                 os.unlink(path)
 
 
-__all__ = ["LOCK_FILE", "RunLocked", "run_lock", "stale_reason", "read_owner"]
+__all__ = ["LOCK_FILE", "RunLocked", "run_lock", "stale_reason", "read_owner", "process_start_time"]

@@ -7,7 +7,6 @@ refusal for its own parameter (the messages name the path, task, key or backbone
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ def coerce(value: Any, kind: type) -> Any:
     bool: a bool, 0 / 1, or true/false/1/0/yes/no as text. int: an int, an integral float, or text
     of an int (never a bool). float: an int or a float, or text of a number (never a bool). str:
     text. Path: text or a path-like, ``~`` expanded, returned as text. tuple: a list or tuple.
-    dict: a dict. Finiteness is the caller's check (:func:`is_finite_number`).
+    dict: a dict. Finiteness is the caller's check (``core.overrides.non_finite``).
     """
     if kind is bool:
         return _to_bool(value)
@@ -68,9 +67,4 @@ def _to_int(value: Any) -> int:
     raise CoercionError(value)
 
 
-def is_finite_number(value: Any) -> bool:
-    """False only for a float that is NaN or infinite."""
-    return not (isinstance(value, float) and not math.isfinite(value))
-
-
-__all__ = ["CoercionError", "coerce", "is_finite_number"]
+__all__ = ["CoercionError", "coerce"]

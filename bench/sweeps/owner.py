@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from hdfm_bench.core.runlock import process_start_time
+
 #: seconds between a job's looks at the stop file and its owner
 POLL_S = 0.5
 #: seconds a job's trainer has to reach a step boundary before the job is interrupted where it is
@@ -36,24 +38,14 @@ def _interrupted(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def start_time(pid: int) -> str | None:
-    """The start time of process ``pid`` (field 22 of /proc/PID/stat), None when it is gone or a zombie
-    (dead, not yet reaped by its parent)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
 def this_process() -> dict:
     """The identity a job watches: this process's pid and start time."""
-    return {"pid": os.getpid(), "start": start_time(os.getpid())}
+    return {"pid": os.getpid(), "start": process_start_time(os.getpid())}
 
 
 def alive(owner: dict) -> bool:
     """Whether the process ``owner`` (from :func:`this_process`) still runs (not a later one with its pid)."""
-    return start_time(int(owner["pid"])) == owner["start"]
+    return process_start_time(int(owner["pid"])) == owner["start"]
 
 
 class StopWatch:
@@ -136,4 +128,4 @@ def clear(folder: Path) -> None:
     (folder / STOP_FILE).unlink(missing_ok=True)
 
 
-__all__ = ["EXIT_STOPPED", "StopWatch", "alive", "clear", "detached", "start_time", "stop_jobs", "this_process"]
+__all__ = ["EXIT_STOPPED", "StopWatch", "alive", "clear", "detached", "stop_jobs", "this_process"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from hdfm_bench.core.values import CoercionError, coerce, is_finite_number
+from hdfm_bench.core.overrides import non_finite
+from hdfm_bench.core.values import CoercionError, coerce
 
 # the built-ins, imported for their registration, in the order ``hdfm-bench list`` shows them
 # isort: off
@@ -30,7 +31,7 @@ def _coerce(cls: type[Path], name: str, value):
     except CoercionError:
         shown = f"'{value}'" if isinstance(value, str) else repr(value)
         raise ConfigError(f"path '{cls.name}': parameter '{name}' expects {kind.__name__}, got {shown}") from None
-    if not is_finite_number(value):
+    if non_finite(value):
         raise ConfigError(f"path '{cls.name}': parameter '{name}' must be a finite number, got {value}")
     return value
 
