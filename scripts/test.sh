@@ -15,5 +15,5 @@ if [ "$(id -u)" = 0 ] && [ -z "${HDFM_BENCH_NO_SLURM:-}" ]; then
   fi
 fi
 rc=0
-.venv/bin/python -m pytest -n 2 -q "$@" || rc=$?
+.venv/bin/python -m pytest -n 2 --dist worksteal -q --durations=15 "$@" || rc=$?
 exit $rc

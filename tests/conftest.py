@@ -5,6 +5,19 @@ import os
 # test. Tests keep submitit's logger unconfigured (its warnings still reach stderr).
 os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
 
+# Under pytest-xdist each worker (and every process it starts: CLI runs, sweep jobs, DDP ranks) gets
+# its share of the cores, never all of them: two workers that each take every core oversubscribe them
+# (OpenMP threads busy-wait), which made the suite ~2x slower (docs: core.threads).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    from hdfm_bench.core.threads import THREADS_ENV, available_cores, share
+
+    _share = str(share(available_cores(), int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    os.environ.setdefault(THREADS_ENV, _share)
+    os.environ.setdefault("OMP_NUM_THREADS", _share)
+    import torch  # (the package import above already loaded torch: set its pool explicitly)
+
+    torch.set_num_threads(int(os.environ[THREADS_ENV]))
+
 import pytest
 
 from tests.helpers import SHAPES

@@ -20,8 +20,8 @@ from hdfm_bench.evaluation.store import ResultStore
 from tests.helpers import assert_png
 from tests.sweeps.test_sweeps import write_spec
 
-COMMANDS = ["list", "gallery", "perf", "train", "sample", "evaluate", "reference", "prepare", "train-extractor",
-            "table", "plot", "sweep", "status", "reproduce", "run"]
+COMMANDS = ["list", "gallery", "perf", "train", "sample", "evaluate", "diagnose", "reference", "prepare",
+            "train-extractor", "table", "plot", "sweep", "status", "reproduce", "run"]
 #: each reproduction's options (besides -h): only those that apply to it
 REPRODUCTIONS = {
     "toy": {"--quick", "--out", "--dist", "--threads"},

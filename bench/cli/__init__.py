@@ -19,6 +19,7 @@ from hdfm_bench.core.threads import set_threads
 from hdfm_bench.methods import ConfigError
 
 from . import (
+    diagnose,
     evaluate,
     gallery,
     listing,
@@ -38,8 +39,8 @@ from . import (
 from .options import TERMINATION, add_threads
 
 #: the commands in the order ``--help`` lists them
-COMMANDS = (listing, gallery, perf, train, sample, evaluate, reference, prepare, train_extractor, table, plot, sweep,
-            status, reproduce, run)
+COMMANDS = (listing, gallery, perf, train, sample, evaluate, diagnose, reference, prepare, train_extractor, table,
+            plot, sweep, status, reproduce, run)
 #: the commands that compute nothing: they set no thread count
 LIGHT = (listing.cmd_list, status.cmd_status)
 

@@ -122,8 +122,30 @@ def plot_run_losses(frame: pd.DataFrame, runs_dir: str | Path, dest: str | Path)
     return plot_losses(hist, dest)
 
 
+def plot_diagnosis(d: dict, dest: str | Path) -> Path:
+    """``hdfm-bench diagnose``: held-out loss against the linear floor over t (left) and the
+    pass-through fraction c per band and t (right; 1 = the noise passes through as it should)."""
+    plt, sns = pyplot()
+    pts = d["points"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ts = [p["t"] for p in pts]
+    left.plot(ts, [p["loss"] for p in pts], "o-", label="held-out loss")
+    left.plot(ts, [p["floor"] for p in pts], "s--", label="linear-estimator floor")
+    left.set_yscale("log"), left.set_xlabel("t (0 = source, 1 = data)")
+    left.set_ylabel(f"MSE of the {d['target']} prediction"), left.legend(fontsize=7)
+    grid = pd.DataFrame([p["pass_through"] for p in pts], index=[f"{t:.3g}" for t in ts]).T
+    sns.heatmap(grid, ax=right, vmin=0, vmax=1.2, cmap="viridis", annot=len(pts) <= 12, fmt=".2f",
+                annot_kws={"fontsize": 6}, cbar_kws={"label": "c"})
+    right.set_xlabel("t"), right.set_ylabel("band (cycles/px)")
+    right.set_title(f"pass-through of {d['probe']} on ε", fontsize=8)
+    fig.suptitle(f"{d['path']} ({d['run_id']}), step {d['checkpoint_step']}, EMA {d['ema']}, n {d['n']}",
+                 fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, dest)
+
+
 #: the figures ``hdfm-bench plot`` draws from a store (``losses`` reads the run records instead)
 PLOTS = {"fid_vs_nfe": plot_metric_vs_nfe, "band_ratios": plot_band_ratios, "trajectory": plot_trajectory}
 
 __all__ = ["pyplot", "save_figure", "plot_metric_vs_nfe", "plot_band_ratios", "plot_trajectory", "plot_losses",
-           "plot_run_losses", "PLOTS"]
+           "plot_run_losses", "plot_diagnosis", "PLOTS"]

@@ -27,8 +27,9 @@ class BlurringDiffusion(SpectralGaussianPath):
     default_sampler = "posterior"
     default_steps = 50
     # Not the paper's ε-prediction / ε-loss (still available: target = eps, loss = eps): x-prediction with
-    # the x-loss, because ε̂ → x̂ divides by gains down to a·d_min and a patch ViT cannot predict ε to that
-    # precision (docs/methods.md §5.4, §12.13): MNIST, 1800 steps, ε-recipe FID ≈ 72, x-recipe ≈ 3–4.
+    # the x-loss, because the ε-recipe needs the network to pass its input's noise through wherever a
+    # frequency is still blurred (there ε ≈ z/σ), and the part it misses is amplified by up to
+    # 1/(a(0)·d_min) over the sampling (docs/methods.md §5.4, §12.13; `hdfm-bench diagnose` measures it).
     default_target = "x"
     default_loss = "x"
 

@@ -18,10 +18,10 @@ class Posterior(Sampler):
     Valid when the per-frequency SNR α_k/σ is non-decreasing in t (JiT, HDFM, BDM; for IHDM the
     DC transition is degenerate and the DC is kept from the prior). The last step adds no noise.
     ``clip_x`` clips x̂ to [−1, 1] before each step (DDPM's practice). Off by default: for blurring
-    paths an ε-prediction turned into x̂ carries high-frequency errors amplified by up to 1/(a d_min)
-    (docs/methods.md §2.4, §5.3) that the posterior mean multiplies back by α(t_b); clipping them in
-    pixel space first saturates x̂ and destroys its low frequencies (measured on the default suite:
-    BDM samples turn to grey noise with clipping, digits without).
+    paths an ε-prediction turned into x̂ carries, at the frequencies still blurred, the noise the network
+    failed to pass through divided by a·d_min (docs/methods.md §5.4), which the posterior mean multiplies
+    back by α(t_b); clipping it in pixel space first saturates x̂ and destroys its low frequencies
+    (measured on the default suite: BDM samples turn to grey noise with clipping, digits without).
     """
 
     name = "posterior"

@@ -32,7 +32,7 @@ import numpy as np
 
 from hdfm_bench.methods import spectral as _spectral
 
-__all__ = ["band_edges", "radial_power", "spectral_ratio", "trajectory_ratio", "Spectrum"]
+__all__ = ["band_edges", "band_masks", "radial_power", "spectral_ratio", "trajectory_ratio", "Spectrum"]
 
 N_BANDS = 6            # m = 0..5 (docs/methods.md §9)
 HF_CUTOFF = 1.0 / 8.0  # R_hf sums the power at f >= 1/8 cycles/px
@@ -71,6 +71,12 @@ def band_edges(h: int, w: int) -> list[dict[str, Any]]:
         if n:
             out.append({"m": m, "f_low": 2.0 ** (-m - 1), "f_high": 2.0 ** (-m), "n_coef": n})
     return out
+
+
+def band_masks(h: int, w: int) -> list[np.ndarray]:
+    """Boolean (H, W) masks of the DCT coefficients in each band of :func:`band_edges`, in its order."""
+    f = radial_frequency(int(h), int(w))
+    return [_band_mask(f, e["m"]) for e in band_edges(h, w)]
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
