@@ -32,18 +32,23 @@ def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0, max_per
 
 
 class TimestepEmbedder(nn.Module):
-    """t -> sinusoid(1000 t) -> Linear -> SiLU -> Linear (DiT, Peebles & Xie 2023; ADM uses the same)."""
+    """t -> sinusoid(scale · t) -> Linear -> SiLU -> Linear (DiT, Peebles & Xie 2023; ADM uses the same).
 
-    def __init__(self, dim: int, freq_dim: int = 256) -> None:
+    ``scale`` 1000 gives DDPM's integer-timestep frequencies. For a path with K levels, ``scale = K``
+    is IHDM's integer-level conditioning: the level is k = K(1 − t), and sinusoid(k) is a fixed
+    rotation of each (cos, sin) pair of sinusoid(K t), which the first linear layer absorbs exactly
+    (docs/methods.md §12.3)."""
+
+    def __init__(self, dim: int, freq_dim: int = 256, scale: float = 1000.0) -> None:
         super().__init__()
-        self.freq_dim = freq_dim
+        self.freq_dim, self.scale = freq_dim, scale
         self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         for layer in (self.mlp[0], self.mlp[2]):
             nn.init.normal_(layer.weight, std=0.02)
             nn.init.zeros_(layer.bias)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        emb = timestep_embedding(t, self.freq_dim)
+        emb = timestep_embedding(t, self.freq_dim, self.scale)
         return self.mlp(emb.to(self.mlp[0].weight.dtype))
 
 
@@ -91,7 +96,7 @@ class Backbone(nn.Module):
         self.shape = tuple(config["shape"])
         self.num_classes = int(config["num_classes"])
         self.last_aux_loss: torch.Tensor | None = None
-        self.t_embed = TimestepEmbedder(cond_dim, freq_dim)
+        self.t_embed = TimestepEmbedder(cond_dim, freq_dim, float(config.get("time_scale", 1000.0)))
         self.y_embed = ClassEmbedder(self.num_classes, cond_dim) if self.num_classes > 0 else None
 
     def _check(self, z: torch.Tensor, t: torch.Tensor | float, y: torch.Tensor | None):

@@ -27,20 +27,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+#: parameters every backbone takes (validated here): ``time_scale``, the factor on t before the sinusoidal
+#: time embedding (1000: DDPM's integer timesteps; K: IHDM's integer levels, layers.TimestepEmbedder)
+COMMON: dict[str, Any] = {"time_scale": 1000.0}
+
+
 def resolve_params(backbone: str, presets: Mapping[str, Mapping[str, Any]], size: str,
                    overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Preset ``size`` merged with ``overrides``; unknown preset or parameter -> BackboneError.
-
-    Every preset lists every parameter, so the keys of any preset are the allowed names.
+    """Preset ``size`` (plus :data:`COMMON`) merged with ``overrides``; unknown preset or parameter ->
+    BackboneError. Every preset lists every parameter, so the keys of any preset are the allowed names.
     """
     if size not in presets:
         raise BackboneError(f"unknown size {size!r} for backbone {backbone!r}; known: {', '.join(presets)}")
-    params = dict(presets[size])
+    params = {**presets[size], **COMMON}
     unknown = sorted(set(overrides) - set(params))
     if unknown:
         raise BackboneError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for backbone "
                             f"{backbone!r}; known: size, {', '.join(params)}")
     params.update(overrides)
+    params["time_scale"] = as_float(backbone, "time_scale", params["time_scale"], lo=1e-6)
     return {k: _jsonable(v) for k, v in params.items()}
 
 
@@ -66,4 +71,4 @@ def as_float(backbone: str, name: str, value: Any, lo: float = 0.0, hi: float = 
     return number
 
 
-__all__ = ["BackboneError", "resolve_params", "as_int", "as_float"]
+__all__ = ["BackboneError", "COMMON", "resolve_params", "as_int", "as_float"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hdfm_bench.core.config import BACKENDS
 from hdfm_bench.evaluation.store import FILE_NAME, ResultStore
+from hdfm_bench.experiments.protocols import PROTOCOLS
 
 from .options import TERMINATION, command_help
 
@@ -18,8 +19,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("run", **command_help(__doc__))
     p.add_argument("--quick", action="store_true", help="a small budget for a first look (< 3 min)")
     p.add_argument("--method", action="append", help="only this method (repeatable)")
+    p.add_argument("--protocol", default="shared", choices=PROTOCOLS,
+                   help="shared: one ViT for every method; native: each method's paper recipe (U-Net for IHDM and "
+                        "Blurring Diffusion, their conditioning and optimiser); default: %(default)s")
     p.add_argument("--results", default=None,
-                   help="where grids and tables go (default: results/suite, or results/suite-jax with --backend jax)")
+                   help="where grids and tables go (default: results/suite, results/suite-native with --protocol "
+                        "native, results/suite-jax with --backend jax)")
     p.add_argument("--out-dir", default="runs", help="where runs/checkpoints go (default: %(default)s)")
     p.add_argument("--backend", default=BACKENDS[0], choices=BACKENDS,
                    help="training framework (default: %(default)s; jax = the equinox twins, other run ids)")
@@ -37,11 +42,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The default suite (the README's main job)."""
     from hdfm_bench.experiments.suite import check_reproduced, reference_snapshot, run_suite
 
-    results = args.results or ("results/suite" if args.backend == "torch" else f"results/suite-{args.backend}")
+    results = args.results or "-".join(["results/suite"] + [v for v in (args.protocol, args.backend)
+                                                             if v not in ("shared", "torch")])
     folder = Path(results) / ("quick" if args.quick else "")
     reference = reference_snapshot(folder) if args.check else None  # read before this run replaces it
     summary = run_suite(quick=args.quick, results=results, out_dir=args.out_dir, methods=args.method,
-                        backend=args.backend, compile=args.compile, termination=TERMINATION)
+                        backend=args.backend, compile=args.compile, termination=TERMINATION, protocol=args.protocol)
     for name, m in summary["methods"].items():
         print(f"{name:<20} loss {m['final_loss']:.4f}  train {m['train_s']:>6.1f} s  sample+evaluate "
               f"{m['sample_s']:>5.1f} s  NFE {m['protocol']['nfe']:>4}  -> {m['grid']}")

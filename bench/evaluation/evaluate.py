@@ -158,7 +158,7 @@ class Evaluation:
         info = {"extractor_hash": self.extractor.hash, "n_real": self.reference.n,
                 "reference_hash": self.reference.hash, "reference_sha256": self.reference.sha256}
         budget = {"images_seen": cfg.steps * cfg.batch_size, "steps": cfg.steps, "batch_size": cfg.batch_size,
-                  "parameters": self.gen.parameters}
+                  "parameters": self.gen.parameters, "backbone": cfg.backbone, "conditional": cfg.conditional}
         protocol = row_protocol(s, sampled, info, task=cfg.task, resolution=list(task.shape[-2:]),
                                 reference_split=self.reference.name if s.reference else self.reference_split,
                                 extractor=self.extractor_name, kid_subset_size=self.kid_subset, budget=budget)

@@ -31,6 +31,8 @@ from hdfm_bench.methods import recipe
 from hdfm_bench.sampling.output import write_samples
 from hdfm_bench.training import train
 
+from . import protocols
+
 #: the suite's four methods, each with its own recipe (target, loss, sampler and budget:
 #: ``methods.recipe``); IHDM with its MNIST configuration (K = 100, σ_B,max = 20 px)
 PATH_PARAMS: dict[str, dict] = {"noise_fm": {}, "hdfm": {}, "blurring_diffusion": {},
@@ -39,17 +41,11 @@ METHODS: dict[str, dict] = {
     m: {"path": m, "path_params": params, "target": recipe(m).target, "loss": recipe(m).loss}
     for m, params in PATH_PARAMS.items()}
 
-# One budget for all: the 0.73 M-parameter ViT "tiny" (width 96, 4 blocks, bottleneck 32) with patch 7
-# → 4×4 tokens at 28×28, JiT's large-patch design. Measured on 2 cores: ~0.1 s per step at batch 96
-# (patch 4, 7×7 tokens: ~0.2 s). At 700 steps (67k images, ~1.1 epoch) patch 7 gave noise FM / HDFM
-# FID 2.61 / 2.99 and class accuracy 0.99 / 0.99 against 3.02 / 3.34 and 0.92 / 0.97 with patch 4,
-# IHDM 39.3 against 33.9, and Blurring Diffusion with the paper's eps-prediction 72.8 against 34.7 — a
-# failing model either way (class accuracy 0.10 / 0.20; with its x-prediction default now: 6.86, 0.996);
-# README "The main job's wall time".
-BUDGET = {"task": "mnist", "backbone": "vit",
-          "backbone_params": {"size": "tiny", "patch": 7},
-          "lr": 2e-3, "warmup": 50, "ema_decays": [0.99, 0.999],
-          "label_dropout": 0.1, "seed": 0}
+# One budget for all. The backbone is the protocol's (experiments.protocols): under "shared" the ViT
+# "tiny" (width 96, 4 blocks) with patch 7 → 4×4 tokens at 28×28, JiT's large-patch design, and a patch
+# embedding as wide as a patch (bottleneck 64 ≥ 49). Measured on 2 cores: ~0.1 s per step at batch 96
+# (patch 4, 7×7 tokens: ~0.2 s). README "The main job's wall time" and "Protocols".
+BUDGET = {"task": "mnist", "lr": 2e-3, "warmup": 50, "ema_decays": [0.99, 0.999], "label_dropout": 0.1, "seed": 0}
 FULL = {"steps": 700, "batch_size": 96, "checkpoint_every": 100}
 QUICK = {"steps": 150, "batch_size": 64, "checkpoint_every": 50}
 
@@ -59,21 +55,27 @@ CFG_SCALE = 3.0
 
 
 def configs(quick: bool = False, out_dir: str = "runs", methods: list[str] | None = None,
-            backend: str = "torch", compile: bool = False) -> dict[str, RunConfig]:
+            backend: str = "torch", compile: bool = False, protocol: str = "shared") -> dict[str, RunConfig]:
+    """The run config of every chosen method under ``protocol`` (experiments.protocols)."""
     chosen = methods or list(METHODS)
     for m in chosen:
         if m not in METHODS:
             raise ValueError(f"unknown suite method '{m}'; known: {', '.join(METHODS)}")
     extra = QUICK if quick else FULL
-    return {m: RunConfig.from_mapping({**BUDGET, **extra, **METHODS[m], "out_dir": out_dir, "backend": backend,
-                                       "compile": compile}, source="suite")
+    return {m: RunConfig.from_mapping({**BUDGET, **extra, **METHODS[m],
+                                       **protocols.overrides(m, protocol, PATH_PARAMS[m]), "out_dir": out_dir,
+                                       "backend": backend, "compile": compile}, source="suite")
             for m in chosen}
 
 
 def run_suite(quick: bool = False, results: str | Path = "results/suite", out_dir: str = "runs",
               methods: list[str] | None = None, n_samples: int = 100, n_eval: int | None = None,
-              backend: str = "torch", compile: bool = False, termination: Termination | None = None) -> dict:
+              backend: str = "torch", compile: bool = False, termination: Termination | None = None,
+              protocol: str = "shared") -> dict:
     """Train (or resume), sample and evaluate every method; write grids, the table and the plots.
+
+    ``protocol``: ``shared`` (one backbone for all) or ``native`` (each method's paper recipe; rows
+    labelled ``METHOD-native``; experiments.protocols). An unconditional run is sampled without CFG.
 
     ``backend="jax"`` trains and samples the same configs with the JAX backend (other run ids).
     ``compile``: train and sample the backbone under torch.compile (the same function, fused kernels;
@@ -82,18 +84,19 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
     and IHDM's samplers carry to ~0.1 and ~1 FID), while eager training and sampling are bit-equal run
     to run, so the committed suite is reproduced exactly (``run --check``).
     ``termination``: SIGTERM stops training at a step boundary with a checkpoint (core.signals)."""
-    cfgs = configs(quick, out_dir, methods, backend, compile)
+    cfgs = configs(quick, out_dir, methods, backend, compile, protocol)
     scope = termination.training if termination is not None else contextlib.nullcontext
     should_stop = termination.should_stop if termination is not None else None
     n_eval = n_eval or (100 if quick else 500)  # --quick: a first look in under 3 minutes
     results = Path(results) / ("quick" if quick else "")
     total = sum(c.steps for c in cfgs.values())
-    summary = {"quick": quick, "budget": {**BUDGET, **(QUICK if quick else FULL)}, "methods": {},
+    summary = {"quick": quick, "protocol": protocol, "budget": {**BUDGET, **(QUICK if quick else FULL)}, "methods": {},
                **conditions(compile)}
     t_start = time.perf_counter()
     done_steps, eval_rows, histories = 0, [], {}
     with tqdm(total=total, desc="suite: training", unit="step", dynamic_ncols=True) as bar:
-        for name, cfg in cfgs.items():
+        for method, cfg in cfgs.items():
+            name = protocols.label(method, protocol)
             bar.set_description(f"suite: training {name}")
             t0 = time.perf_counter()
             with scope():
@@ -104,8 +107,8 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
             # The run's own recorded training time (also right when this call only resumed/skipped it).
             t_train = res.record["budget"].get("wall_time_s") or (time.perf_counter() - t0)
             t1 = time.perf_counter()
-            settings = EvalSettings(cfg_scale=CFG_SCALE, ema=max(cfg.ema_decays), n=max(n_eval, n_samples), seed=0,
-                                    reference_split="test", compile=compile)
+            settings = EvalSettings(cfg_scale=CFG_SCALE if cfg.conditional else 1.0, ema=max(cfg.ema_decays),
+                                    n=max(n_eval, n_samples), seed=0, reference_split="test", compile=compile)
             rows, out = evaluate_run(res.run_dir, settings, method=name, keep=n_samples)
             eval_rows += rows
             files = write_samples(out, results / name)
@@ -115,6 +118,7 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
                                         "objective": res.record.get("objective"),
                                         "final_loss": res.record.get("final_loss"),
                                         "parameters": res.record["budget"]["parameters"],
+                                        "backbone": cfg.backbone, "conditional": cfg.conditional,
                                         "train_s": round(t_train, 1), "sample_s": round(t_sample, 1),
                                         "protocol": out["protocol"]}
             tqdm.write(f"[suite] {name}: trained in {t_train:.0f} s; sampled {settings.n} "
@@ -220,8 +224,10 @@ def overview(summary: dict, dest: Path) -> Path:
         ax.axis("off")
     b = summary["budget"]
     params = next(iter(summary["methods"].values()))["parameters"]
-    fig.suptitle(f"hdfm-bench default suite: MNIST, same ViT ({params:,} "
-                 f"params), {b['steps']} steps x batch {b['batch_size']}; columns = class 0-9", fontsize=10)
+    backbone = (f"same ViT ({params:,} params)" if summary.get("protocol", "shared") == "shared"
+                else "each method's native recipe")
+    fig.suptitle(f"hdfm-bench default suite: MNIST, {backbone}, {b['steps']} steps x batch {b['batch_size']}; "
+                 "columns = class 0-9 (unconditional: unordered)", fontsize=10)
     fig.tight_layout()
     out = write_with(dest, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)

@@ -24,7 +24,7 @@ def _randomised_vit(**kw):
     return m
 
 
-@pytest.mark.parametrize("kw", [{}, {"in_context_tokens": 2, "in_context_start": 1}])
+@pytest.mark.parametrize("kw", [{}, {"in_context_tokens": 2, "in_context_start": 1}, {"time_scale": 100.0}])
 def test_vit_twin_matches_torch_forward(kw):
     m = _randomised_vit(**kw)
     g = torch.Generator().manual_seed(3)

@@ -76,6 +76,8 @@ def from_torch(model) -> ToyMLP:
     """Copy the weights of a torch ``hdfm_bench.backbones.mlp.MLP`` (unconditional) into a ToyMLP."""
     if model.y_embed is not None:
         raise ValueError("the JAX toy MLP is unconditional; got a class-conditional torch MLP")
+    if model.t_embed.scale != 1000.0:
+        raise ValueError(f"the JAX toy MLP embeds 1000 t; got a torch MLP with time_scale {model.t_embed.scale:g}")
 
     def lin(m) -> Linear:
         return Linear(jnp.asarray(m.weight.detach().cpu().numpy()), jnp.asarray(m.bias.detach().cpu().numpy()))

@@ -85,7 +85,8 @@ class ViT(eqx.Module):
         patch, width, heads = c["patch"], c["width"], c["heads"]
         gh, gw = h // patch, w // patch
         b = z.shape[0]
-        temb = _linear(p, "t_embed.mlp.2", jax.nn.silu(_linear(p, "t_embed.mlp.0", timestep_embedding(t))))
+        temb = _linear(p, "t_embed.mlp.2", jax.nn.silu(_linear(p, "t_embed.mlp.0", timestep_embedding(
+            t, scale=c.get("time_scale", 1000.0)))))
         yemb = None
         if c["num_classes"]:
             y = jnp.full((b,), c["num_classes"]) if y is None else y

@@ -129,7 +129,7 @@ def train_extractor(task_name: str, out: str | os.PathLike) -> dict[str, Any]:
     meta = {"extractor": name, "task": task_name, "test_accuracy": acc, "train_seconds": round(seconds, 1),
             "recipe": recipe, "arch": DomainCNN.ARCH, "sha256": file_sha256(out),
             "weights_sha256": state_sha256(state),
-            "torch": torch.__version__}
+            "torch": torch.__version__, "threads": torch.get_num_threads()}  # sums depend on the thread count
     write_text(out.with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
     return {**meta, "path": str(out)}
 
