@@ -107,18 +107,30 @@ class Generator:
     def steps(self) -> int:
         return self.sampler.num_steps(self.path)
 
-    def _data_prior(self, gens: ImageGenerators) -> torch.Tensor:
+    def _data_prior(self, gens: ImageGenerators, labels: torch.Tensor | None) -> torch.Tensor:
+        """Training images for a data-dependent prior (IHDM's B_K x + δε, docs/methods.md §4.4), one per
+        image: any training image, or — for a class-conditional sample — one of the requested class.
+        IHDM's σ is so small that the prior's coarse layout decides the digit (B_K keeps ~8 % of the
+        lowest frequencies at σ_B,max = 20 px), so a prior of another class overrides the label."""
         if self._train_x is None:
-            self._train_x, _ = self.task.load("train")
-        return self._train_x[gens.randint(len(self._train_x))]
+            self._train_x, train_y = self.task.load("train")
+            self._by_class = {int(c): torch.nonzero(train_y == c).flatten() for c in train_y.unique()}
+        if labels is None:
+            return self._train_x[gens.randint(len(self._train_x))]
+        missing = sorted({int(y) for y in labels} - set(self._by_class))
+        if missing:
+            raise ConfigError(f"the training split has no image of class {missing[0]} for the data prior")
+        pools = [self._by_class[int(y)] for y in labels]
+        draws = gens.randint([len(pool) for pool in pools])
+        return self._train_x[torch.stack([pool[d] for pool, d in zip(pools, draws)])]
 
     def batch(self, indices: list[int], callback: Callable[..., Any] | None = None) -> Batch:
         """Sample the images ``indices`` (one sampler call)."""
         s, shape = self.settings, tuple(self.task.shape)
         gens = ImageGenerators(s.seed, indices)  # per-image draws on the CPU, then moved: device-independent
         eps = gens.randn(shape)
-        data = self._data_prior(gens) if self.path.data_prior else None  # e.g. IHDM's blurred images (§2.9)
         labels = class_labels(indices, self.task.num_classes) if self.conditional else None
+        data = self._data_prior(gens, labels) if self.path.data_prior else None  # e.g. IHDM's blurred images (§2.9)
         null = self.task.num_classes if self.conditional else None
         if self.config.backend == "jax":  # the same sampler on jax arrays; samples cross to torch at the end
             from .jax import run_sampler

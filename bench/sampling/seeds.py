@@ -51,9 +51,11 @@ class ImageGenerators:
         """A standard-normal draw shaped (len, *shape): one per image, from its own generator."""
         return torch.stack([torch.randn(tuple(shape), generator=g) for g in self.generators])
 
-    def randint(self, high: int) -> torch.Tensor:
-        """One integer in [0, high) per image, from its own generator."""
-        return torch.cat([torch.randint(high, (1,), generator=g) for g in self.generators])
+    def randint(self, high: int | Sequence[int]) -> torch.Tensor:
+        """One integer in [0, high) per image, from its own generator (``high``: one bound for all, or one
+        per image)."""
+        highs = [high] * len(self.generators) if isinstance(high, int) else list(high)
+        return torch.cat([torch.randint(h, (1,), generator=g) for h, g in zip(highs, self.generators)])
 
 
 def class_labels(indices: Sequence[int] | torch.Tensor, num_classes: int) -> torch.Tensor:

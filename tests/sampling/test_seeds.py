@@ -71,3 +71,20 @@ def test_image_seeds_are_disjoint_per_seed_and_range_checked():
     g = ImageGenerators(3, [0, 1])
     a, b = g.randn((2,)), ImageGenerators(3, [1]).randn((2,))
     assert torch.equal(a[1:], b) and not torch.equal(a[0], a[1])
+
+
+def test_a_class_conditional_data_prior_draws_training_images_of_the_requested_class(runs):
+    """IHDM's prior B_K x + δε: x is a training image of the label asked for (its coarse layout decides the
+    digit), drawn from the image's own generator; unconditional draws are any training image, as before."""
+    gen = Generator(runs["ihdm"], SamplingSettings(n=12, seed=3))
+    train_x, train_y = gen.task.load("train")
+    indices = list(range(12))
+    labels = class_labels(indices, 10)
+    drawn = gen._data_prior(ImageGenerators(3, indices), labels)
+    for x, y in zip(drawn, labels):
+        matches = (train_x == x).flatten(1).all(dim=1)
+        assert matches.any() and set(train_y[matches].tolist()) == {int(y)}
+    assert torch.equal(drawn, gen._data_prior(ImageGenerators(3, indices), labels))  # per-image seeds
+    assert torch.equal(drawn[4:8], gen._data_prior(ImageGenerators(3, indices[4:8]), labels[4:8]))
+    anyclass = gen._data_prior(ImageGenerators(3, indices), None)
+    assert torch.equal(anyclass, train_x[ImageGenerators(3, indices).randint(len(train_x))])
