@@ -194,11 +194,13 @@ class ResultStore:
         append_line(self.file, line, fsync=self.fsync)
         return len(prepared)
 
-    def replace(self, rows: Iterable[Mapping[str, Any]]) -> int:
+    def replace(self, rows: Iterable[Mapping[str, Any]], whole_methods: bool = False) -> int:
         """Store ``rows`` as the only copy of their measurements: stored rows of the same run, checkpoint
         step, method, metric and protocol are dropped and the file is rewritten atomically (a re-run of the
-        default suite replaces its rows instead of repeating them). Rows of other measurements are kept;
-        a store with damaged lines is only appended to, so that nothing already written is lost."""
+        default suite replaces its rows instead of repeating them); with ``whole_methods`` every stored row
+        of a method label in ``rows`` is dropped (a suite whose config changed: its old runs' rows go).
+        Rows of other measurements are kept; a store with damaged lines is only appended to, so that
+        nothing already written is lost."""
         prepared = [self._prepare(r, k) for k, r in enumerate(rows)]
 
         def identity(r: Mapping[str, Any]) -> tuple:
@@ -210,7 +212,8 @@ class ResultStore:
         if self.notes:
             return self.append(prepared)
         new = {identity(r) for r in prepared}
-        kept = [r for r in old if identity(r) not in new]
+        methods = {r.get("method") for r in prepared} if whole_methods else set()
+        kept = [r for r in old if identity(r) not in new and r.get("method") not in methods]
         type(self).write_fresh(self.file, kept + prepared)
         return len(prepared)
 

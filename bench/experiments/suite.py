@@ -29,9 +29,7 @@ from hdfm_bench.evaluation.protocol import TABLE_METRICS, EvalSettings
 from hdfm_bench.evaluation.store import FILE_NAME, ResultStore
 from hdfm_bench.methods import recipe
 from hdfm_bench.sampling.output import write_samples
-from hdfm_bench.training import train
-
-from . import protocols
+from hdfm_bench.training import protocols, train
 
 #: the suite's four methods, each with its own recipe (target, loss, sampler and budget:
 #: ``methods.recipe``); IHDM with its MNIST configuration (K = 100, σ_B,max = 20 px)
@@ -41,7 +39,7 @@ METHODS: dict[str, dict] = {
     m: {"path": m, "path_params": params, "target": recipe(m).target, "loss": recipe(m).loss}
     for m, params in PATH_PARAMS.items()}
 
-# One budget for all. The backbone is the protocol's (experiments.protocols): under "shared" the ViT
+# One budget for all. The backbone is the protocol's (training.protocols): under "shared" the ViT
 # "tiny" (width 96, 4 blocks) with patch 7 → 4×4 tokens at 28×28, JiT's large-patch design, and a patch
 # embedding as wide as a patch (bottleneck 64 ≥ 49). Measured on 2 cores: ~0.1 s per step at batch 96
 # (patch 4, 7×7 tokens: ~0.2 s). README "The main job's wall time" and "Protocols".
@@ -56,7 +54,7 @@ CFG_SCALE = 3.0
 
 def configs(quick: bool = False, out_dir: str = "runs", methods: list[str] | None = None,
             backend: str = "torch", compile: bool = False, protocol: str = "shared") -> dict[str, RunConfig]:
-    """The run config of every chosen method under ``protocol`` (experiments.protocols)."""
+    """The run config of every chosen method under ``protocol`` (training.protocols)."""
     chosen = methods or list(METHODS)
     for m in chosen:
         if m not in METHODS:
@@ -75,7 +73,7 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
     """Train (or resume), sample and evaluate every method; write grids, the table and the plots.
 
     ``protocol``: ``shared`` (one backbone for all) or ``native`` (each method's paper recipe; rows
-    labelled ``METHOD-native``; experiments.protocols). An unconditional run is sampled without CFG.
+    labelled ``METHOD-native``; training.protocols). An unconditional run is sampled without CFG.
 
     ``backend="jax"`` trains and samples the same configs with the JAX backend (other run ids).
     ``compile``: train and sample the backbone under torch.compile (the same function, fused kernels;
@@ -124,7 +122,9 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
             tqdm.write(f"[suite] {name}: trained in {t_train:.0f} s; sampled {settings.n} "
                        f"({out['protocol']['nfe']} NFE) and evaluated in {t_sample:.0f} s -> {files['grid']}")
     store = ResultStore(results / FILE_NAME)
-    store.replace(eval_rows)  # a re-run replaces this invocation's measurements, never repeats them
+    # a re-run replaces this invocation's measurements, never repeats them; a method's rows of a run whose
+    # config has since changed go too (the folder holds one suite)
+    store.replace(eval_rows, whole_methods=True)
     summary["tables"] = write_reports(store, results, [r["run_id"] for r in eval_rows], histories)
     summary["invocation_wall_s"] = round(time.perf_counter() - t_start, 1)  # resumed runs: sampling only
     summary["train_total_s"] = round(sum(m["train_s"] for m in summary["methods"].values()), 1)

@@ -219,8 +219,13 @@ def test_replace_keeps_one_copy_of_each_measurement(tmp_path):
     assert got == [("a", "fid", 10, 1.5), ("a", "fid", 20, 9.0), ("a", "kid", 10, 0.1), ("b", "fid", 10, 2.0)]
     store.replace([row("a", "fid", 1.5)])  # the same again: still one copy
     assert len(store) == 4
+    # whole_methods: a method measured on another run (its config changed) replaces all its old rows
+    renamed = {**row("a2", "fid", 3.0), "method": "a"}
+    store.replace([renamed], whole_methods=True)
+    got = sorted((r["run_id"], r["method"], r["metric"]) for r in store.rows())
+    assert got == [("a2", "a", "fid"), ("b", "b", "fid")]
     with open(store.file, "a") as fh:
         fh.write("not json\n")
     store.replace([row("a", "fid", 1.7)])
     with pytest.warns(StoreWarning):
-        assert len(store.rows()) == 5 and "not json" in store.file.read_text()
+        assert len(store.rows()) == 3 and "not json" in store.file.read_text()
