@@ -37,7 +37,7 @@ class TimestepEmbedder(nn.Module):
     ``scale`` 1000 gives DDPM's integer-timestep frequencies. For a path with K levels, ``scale = K``
     is IHDM's integer-level conditioning: the level is k = K(1 − t), and sinusoid(k) is a fixed
     rotation of each (cos, sin) pair of sinusoid(K t), which the first linear layer absorbs exactly
-    (docs/methods.md §12.3)."""
+    (docs/methods.md §12, item 3)."""
 
     def __init__(self, dim: int, freq_dim: int = 256, scale: float = 1000.0) -> None:
         super().__init__()

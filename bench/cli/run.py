@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hdfm_bench.core.config import BACKENDS
 from hdfm_bench.evaluation.store import FILE_NAME, ResultStore
-from hdfm_bench.experiments.protocols import PROTOCOLS
+from hdfm_bench.training.protocols import PROTOCOLS
 
 from .options import TERMINATION, command_help
 
@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--method", action="append", help="only this method (repeatable)")
     p.add_argument("--protocol", default="shared", choices=PROTOCOLS,
                    help="shared: one ViT for every method; native: each method's paper recipe (U-Net for IHDM and "
-                        "Blurring Diffusion, their conditioning and optimiser); default: %(default)s")
+                        "Blurring Diffusion, their conditioning and optimiser); native-cond: the native recipe made "
+                        "class-conditional (default: %(default)s)")
     p.add_argument("--results", default=None,
                    help="where grids and tables go (default: results/suite, results/suite-native with --protocol "
                         "native, results/suite-jax with --backend jax)")

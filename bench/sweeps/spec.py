@@ -10,6 +10,7 @@ A spec (see ``bench/specs/digits-mini.toml``)::
     seed = [0, 1]
     [[include]]                   # explicit extra runs (merged over [base]; lists expand too)
     path = "ihdm"
+    protocol = "native"           # optional, anywhere: shared | native | native-cond (training.protocols)
     [eval]                        # evaluation axes (lists → product) and scalars
     sampler = ["default"]         # "default" = the path's own sampler
     steps = [10, 20]              # "default" = the sampler's own
@@ -51,6 +52,7 @@ from hdfm_bench.evaluation.protocol import FEATURE_METRICS, EvalSettings
 from hdfm_bench.methods import ConfigError, Objective, get_path, get_sampler, recipe
 from hdfm_bench.specs import resolve as resolve_spec
 from hdfm_bench.tasks import get_task
+from hdfm_bench.training import protocols
 from hdfm_bench.training.distributed import check_divisible
 
 from .submitit_adapter import INTEGER_RESOURCES, processes, valid_slurm_parameters
@@ -179,7 +181,7 @@ class Sweep:
             own_eval = mapping.pop(_RUN_EVAL, None)
             run_evals = evals if own_eval is None else _eval_settings({**global_eval, **own_eval}, spec)
             try:
-                cfg = RunConfig.from_mapping({**mapping, "out_dir": out_dir}, source=str(spec))
+                cfg = RunConfig.from_mapping({**_with_protocol(mapping, spec), "out_dir": out_dir}, source=str(spec))
             except RunConfigError as err:
                 raise SweepError(str(err)) from None
             if cfg.run_id() in seen:
@@ -291,6 +293,19 @@ def _expand(base: dict, grid: dict, include: list, spec: Path) -> list[dict]:
                 m[_RUN_EVAL] = own_eval
         runs += expanded
     return runs
+
+
+def _with_protocol(mapping: dict, spec: Path) -> dict:
+    """A run's ``protocol = "shared" | "native" | "native-cond"`` (training.protocols): the protocol's
+    settings for the run's path, over the run's own (base, grid or include)."""
+    if "protocol" not in mapping:
+        return mapping
+    out = dict(mapping)
+    name = out.pop("protocol")
+    try:
+        return {**out, **protocols.overrides(out.get("path", RunConfig.path), name, out.get("path_params"))}
+    except ValueError as err:
+        raise SweepError(f"{spec}: {err}") from None
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -1,4 +1,4 @@
-"""The shared and native protocols (experiments.protocols) and the integer-level time embedding."""
+"""The shared and native protocols (training.protocols) and the integer-level time embedding."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,8 @@ import torch
 from hdfm_bench.backbones import build_backbone
 from hdfm_bench.backbones.layers import timestep_embedding
 from hdfm_bench.backbones.params import BackboneError
-from hdfm_bench.experiments import protocols, suite
+from hdfm_bench.experiments import suite
+from hdfm_bench.training import protocols
 
 
 def test_time_scale_k_is_ihdms_integer_level_up_to_a_fixed_rotation():
@@ -51,8 +52,38 @@ def test_native_and_shared_configs():
     assert ihdm.backbone_params["time_scale"] == 100.0  # the suite's K
     assert (bdm.target, bdm.loss) == ("eps", "eps") and bdm.beta2 == ihdm.beta2 == 0.999
     assert ihdm.steps == shared["ihdm"].steps and ihdm.batch_size == shared["ihdm"].batch_size
+    cond = suite.configs(protocol="native-cond")
+    assert all(c.conditional for c in cond.values()) and cond["ihdm"].backbone == "unet"
+    assert cond["noise_fm"].run_id() == shared["noise_fm"].run_id()
     assert protocols.label("ihdm", "native") == "ihdm-native" and protocols.label("ihdm", "shared") == "ihdm"
     with pytest.raises(ValueError, match="unknown protocol 'paper'"):
         protocols.overrides("ihdm", "paper")
     with pytest.raises(ValueError, match="no native recipe"):
         protocols.overrides("cold_blur", "native")
+
+
+def test_a_sweep_spec_carries_a_protocol_per_run(tmp_path):
+    from hdfm_bench.sweeps.spec import Sweep, SweepError
+
+    spec = tmp_path / "p.toml"
+    body = """name = "p"
+[base]
+task = "mnist"
+steps = 10
+[grid]
+path = ["noise_fm"]
+[[include]]
+path = "ihdm"
+path_params = {{ K = 50, sigma_blur_max = 20.0 }}
+protocol = {protocols}
+"""
+    spec.write_text(body.format(protocols='["shared", "native"]'))
+    runs = Sweep.load(spec, check=False).runs
+    assert [r.config.backbone for r in runs] == ["vit", "vit", "unet"]
+    shared, native = runs[1].config, runs[2].config
+    assert shared.backbone_params["bottleneck"] == 64 and shared.conditional
+    assert native.backbone_params["time_scale"] == 50.0 and not native.conditional  # the run's own K
+    assert "protocol=native" in runs[2].label and shared.steps == native.steps == 10
+    spec.write_text(body.format(protocols='"paper"'))
+    with pytest.raises(SweepError, match="unknown protocol 'paper'; known: shared, native, native-cond"):
+        Sweep.load(spec, check=False)
