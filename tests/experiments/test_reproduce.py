@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -86,15 +84,16 @@ n = 30
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
-def test_every_shipped_spec_validates_by_dry_run(spec, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "hdfm_bench.cli", "sweep", str(spec), "--executor", "slurm",
-                          "--dry-run"],
-                         capture_output=True, text=True, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "#SBATCH --array=0-" in out.stdout and "evaluation settings" in out.stdout
+def test_every_shipped_spec_validates_by_dry_run(spec, tmp_path, monkeypatch, capsys):
+    from hdfm_bench.cli import main
+
+    monkeypatch.chdir(tmp_path)  # in this process: the command's own process start is tested in test_cli
+    assert main(["sweep", str(spec), "--executor", "slurm", "--dry-run"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "#SBATCH --array=0-" in out and "evaluation settings" in out
     if "gpu" in spec.stem or "imagenet" in spec.stem:
-        assert "gpus-per-node" in out.stdout and "n=50000" in out.stdout and "extractor=inception" in out.stdout
-        assert "data not on this machine" in out.stdout  # validated without the data
+        assert "gpus-per-node" in out and "n=50000" in out and "extractor=inception" in out
+        assert "data not on this machine" in out  # validated without the data
     assert not (tmp_path / "sweeps").exists() and not (tmp_path / "runs").exists()  # a dry run writes nothing
 
 
