@@ -1,7 +1,8 @@
 """The default suite (``hdfm-bench run``): four corruption paths, one backbone, one budget, MNIST.
 
-Every method is trained with the same ViT, batch, number of steps, optimiser, EMA and data order,
-then sampled class-conditionally (500 images, 50 per class) with its own published sampler and
+Under the shared protocol every method is trained with the same ViT, batch, number of steps, optimiser,
+EMA and data order (``protocol="native"``: each method's paper recipe at the same steps and batch,
+training.protocols), then sampled (class-conditionally: 500 images, 50 per class) with its own published sampler and
 evaluated (FID/KID/PR and class accuracy with the domain-mnist extractor against the 10k test
 split, our spectral ratios, the spectral ratio along sampling). Writes under results/suite/: a grid
 per method, the protocol-stamped rows (results.jsonl), the table (md/tex/csv) and the plots.
