@@ -76,7 +76,7 @@ def test_rejected_resources_leave_nothing_recorded(tmp_path, capsys):
 def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, capsys):
     t0 = time.monotonic()
     grid = 'path = ["noise_fm", "hdfm"]\ntarget = ["x", "v"]'
-    spec = write_spec(tmp_path, grid=grid, steps=200, checkpoint_every=25, evals="steps = [6]",
+    spec = write_spec(tmp_path, grid=grid, steps=400, checkpoint_every=25, evals="steps = [6]",
                       slurm='mem = "1500MB"\narray_parallelism = 4')
     sweep = Sweep.load(spec)
     assert len(sweep.runs) == 4
@@ -103,9 +103,9 @@ def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, 
     assert states() == ["done"] * 4
     for run in (preempted, cancelled):
         starts = _record(run)["starts"]
-        assert len(starts) == 2 and starts[0] == 0 and 0 < starts[1] < 200, starts
+        assert len(starts) == 2 and starts[0] == 0 and 0 < starts[1] < 400, starts
     assert [_record(r)["starts"] for r in sweep.runs[2:]] == [[0], [0]]
-    assert all(_record(r)["step"] == 200 for r in sweep.runs)
+    assert all(_record(r)["step"] == 400 for r in sweep.runs)
     keys = state.stored_keys(sweep)
     assert sorted(keys) == sorted(k for r in sweep.runs for k in r.eval_keys(False)) and set(keys.values()) == {1}
     slurm_total = time.monotonic() - t0
@@ -113,7 +113,7 @@ def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, 
     # the same spec through the local executor (fresh runs, own store): the same table
     local = tmp_path / "local"
     local.mkdir()
-    local_spec = write_spec(local, grid=grid, steps=200, checkpoint_every=25, evals="steps = [6]",
+    local_spec = write_spec(local, grid=grid, steps=400, checkpoint_every=25, evals="steps = [6]",
                             slurm='mem = "1500MB"')
     t1 = time.monotonic()
     assert main(["sweep", str(local_spec), "--executor", "local", "--timeout", "400"]) == 0
