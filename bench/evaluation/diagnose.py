@@ -53,7 +53,8 @@ def _predict(model, z: torch.Tensor, t: float, y: torch.Tensor | None, batch: in
 
 def diagnose_run(run_dir: str | Path, *, n: int = 512, points: int = 10, ema: float | None = -1.0,
                  seed: int = 0, batch: int = 256, progress: bool = True) -> dict[str, Any]:
-    """The measurements of docs/methods.md §15 for a run (``ema=-1``: its slowest EMA; None: raw)."""
+    """The measurements of docs/methods.md §15 for a run (``ema=-1``: its slowest EMA; None: raw).
+    The raw weights are loaded first in any case: a checkpoint whose weights are not finite is refused."""
     cfg, _, state = load_run(run_dir)
     if ema == -1.0:
         ema = max(cfg.ema_decays) if cfg.ema_decays else None
@@ -68,30 +69,27 @@ def diagnose_run(run_dir: str | Path, *, n: int = 512, points: int = 10, ema: fl
     train = task.load("train")[0][:N_COVARIANCE]
     mean, cov = diagnostics.basis_moments(path.to_basis(train.double()).numpy())
     y = y if cfg.conditional and task.num_classes > 0 else None
-    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).double()
     edges, masks = band_edges(*task.shape[-2:]), band_masks(*task.shape[-2:])
     rows = []
     for t in tqdm(time_grid(path, points), desc="diagnose", disable=not progress):
         tt = torch.full((len(x),), t, dtype=torch.float64)
-        z = path.corrupt(x64, eps.double(), tt)
+        z = path.corrupt(x64, eps, tt)
         raw = _predict(model, z.float(), t, y, batch).double()
-        true = path.regression_target(target, x64, eps.double(), tt, z)
+        true = path.regression_target(target, x64, eps, tt, z)
         probe = raw if kind == target else path.convert(raw, target, kind, z, tt)
         _, _, b, sigma = diagnostics.gains(path, kind, t, tuple(task.shape))
         slope = np.ones_like(b) if kind == "eps" else b * sigma
-        c = diagnostics.pass_through(path.to_basis(probe).numpy(), path.to_basis(eps.double()).numpy(), slope, masks)
+        c = diagnostics.pass_through(path.to_basis(probe).numpy(), path.to_basis(eps).numpy(), slope, masks)
         loss = float(((raw - true) ** 2).mean())
         floor = diagnostics.linear_floor(path, target, t, mean, cov)
-        rows.append({"t": t, "level": _level(path, t), "loss": loss, "floor": floor,
+        level = int(path.level_of_t(np.array([t]))[0]) if path.levels else None
+        rows.append({"t": t, "level": level, "loss": loss, "floor": floor,
                      "loss_over_floor": loss / floor if floor > 0 else float("nan"),
                      "pass_through": {f"{e['f_low']:g}-{e['f_high']:g}": v for e, v in zip(edges, c)}})
     return {"run_id": cfg.run_id(), "path": cfg.path, "target": target, "probe": kind,
             "checkpoint_step": int(state["step"]), "ema": ema, "n": len(x), "split": held, "seed": seed,
             "covariance": "full" if cov.ndim == 2 else "diagonal", "n_covariance": len(train), "points": rows}
-
-
-def _level(path, t: float) -> int | None:
-    return int(round(path.levels * (1 - t))) if path.levels else None
 
 
 def write_diagnosis(d: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
