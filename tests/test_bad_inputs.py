@@ -47,6 +47,7 @@ TRAIN = ["train", "--task", "digits", "--path", "noise_fm", "--steps", "3", "--b
          "--out-dir", "{out}/runs", "--no-progress"]
 SAMPLE = ["sample", "{run}", "--steps", "2", "-n", "10", "--out", "{out}/samples/s"]
 EVAL = ["evaluate", "{run}", "--steps", "2", "-n", "10", "--store", "{out}/store.jsonl"]
+SCORE = ["score", "{data}/scores/ok.npz", "--task", "digits", "--store", "{out}/store.jsonl"]
 
 def word(name: str) -> re.Pattern:
     """A one-letter parameter (a, K, T) named as such in a message, not the English article."""
@@ -272,6 +273,27 @@ CASES = [
     # ---- reference --------------------------------------------------------------------------------------------
     c("evaluate-shard-dir-is-a-file", [*EVAL, "--shards", "2", "--shard", "0", "--shard-dir", "{data}/notes.txt"],
       "--shard-dir", "is a file, not a folder", forbid=("Errno",)),
+    # ---- score: images from anywhere (issue 27) -------------------------------------------------------------
+    c("score-images-missing", ["score", "{data}/scores/missing.npz", *SCORE[2:]], "missing.npz"),
+    c("score-images-not-a-format", ["score", "{data}/notes.txt", *SCORE[2:]], "notes.txt", ".npz"),
+    c("score-npz-garbage", ["score", "{data}/garbage.npz", *SCORE[2:]], "garbage.npz"),
+    c("score-npz-without-arr-0", ["score", "{data}/no_stats.npz", *SCORE[2:]], "no_stats.npz", "arr_0"),
+    c("score-npz-float-images", ["score", "{data}/scores/float.npz", *SCORE[2:]], "float.npz", "uint8"),
+    c("score-wrong-size", ["score", "{data}/scores/big.npz", *SCORE[2:]], "big.npz", "(1, 16, 16)", "(1, 8, 8)"),
+    c("score-wrong-channels", ["score", "{data}/scores/rgb.npz", *SCORE[2:]], "rgb.npz", "channels"),
+    c("score-fewer-than-kid-subset", [*SCORE, "--kid-subset-size", "50"], "ok.npz", "KID", "50"),
+    c("score-labels-count", ["score", "{data}/scores/short_labels.npz", *SCORE[2:]], "short_labels.npz",
+      "19 labels for 20 images"),
+    c("score-labels-out-of-range", ["score", "{data}/scores/bad_label.npz", *SCORE[2:]], "bad_label.npz",
+      "label 10"),
+    c("score-zip-unreadable-member", ["score", "{data}/scores/garbage_member.zip", *SCORE[2:]],
+      "garbage_member.zip:1.png"),
+    c("score-zip-bomb", ["score", "{data}/scores/bomb.zip", *SCORE[2:]], "bomb.zip", "zip bomb"),
+    c("score-zip-dotdot-member", ["score", "{data}/scores/slip.zip", *SCORE[2:]], "slip.zip", "'..'"),
+    c("score-png-16-bit", ["score", "{data}/scores/deep", *SCORE[2:]], "deep", "mode"),
+    c("score-folder-empty", ["score", "{data}/existing_dir", *SCORE[2:]], "existing_dir", "no images"),
+    c("score-task-unknown", [*SCORE[:2], "--task", "nope", *SCORE[4:]], "nope"),
+    c("score-store-is-a-text-file", [*SCORE[:-1], "{data}/notes.txt"], "notes.txt"),
     c("reference-source-unknown", ["reference", "nope", "--out", "{out}/r.npz", "--extractor", "domain-digits"],
       "nope"),
     c("reference-split-unknown", ["reference", "digits", "--split", "nope", "--out", "{out}/r.npz",
@@ -537,6 +559,43 @@ def world(tmp_path_factory):
 
     np.savez(data / "no_stats.npz", other=np.zeros(3))
     (data / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + random.Random(1).randbytes(200))
+    # image sets for score: one good, the rest each wrong in one way
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    scores = data / "scores"
+    scores.mkdir()
+    grey = np.random.default_rng(0).integers(0, 256, (20, 8, 8, 1), dtype=np.uint8)
+    np.savez(scores / "ok.npz", grey, np.arange(20) % 10)
+    np.savez(scores / "float.npz", grey.astype(np.float32))
+    np.savez(scores / "big.npz", np.zeros((20, 16, 16, 1), np.uint8))
+    np.savez(scores / "rgb.npz", np.zeros((20, 8, 8, 3), np.uint8))
+    np.savez(scores / "short_labels.npz", grey, np.zeros(19, np.int64))
+    np.savez(scores / "bad_label.npz", grey, np.full(20, 10))
+
+    def png(arr) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        return buf.getvalue()
+
+    for name, members, how in (("garbage_member.zip", {"0.png": png(grey[0, ..., 0]), "1.png": b"\x89PNG junk"},
+                                zipfile.ZIP_STORED),
+                               ("bomb.zip", {"0.png": bytes(20 << 20)}, zipfile.ZIP_LZMA),
+                               ("slip.zip", {"0.png": png(grey[0, ..., 0]), "../1.png": png(grey[1, ..., 0])},
+                                zipfile.ZIP_STORED)):
+        with zipfile.ZipFile(scores / name, "w", compression=how) as zf:
+            for member, blob in members.items():
+                zf.writestr(member, blob)
+    (scores / "deep").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint16)).save(scores / "deep" / "0.png")
+    # the digits reference of domain-digits computed now, so a case refused mid-pass finds it cached
+    from hdfm_bench.evaluation.metrics.features import Extractor
+    from hdfm_bench.evaluation.metrics.reference import Reference
+    from hdfm_bench.tasks import get_task
+
+    Reference.from_task(get_task("digits"), "train", Extractor("domain-digits"))
     # run config files
     (data / "syntax.toml").write_text("lr = = 1\n[base\n")
     (data / "nonutf8.toml").write_bytes(b"\xff\xfe\x00lr = 1")

@@ -20,7 +20,7 @@ from hdfm_bench.evaluation.store import ResultStore
 from tests.helpers import assert_png
 from tests.sweeps.test_sweeps import write_spec
 
-COMMANDS = ["list", "gallery", "perf", "train", "sample", "evaluate", "diagnose", "reference", "prepare",
+COMMANDS = ["list", "gallery", "perf", "train", "sample", "evaluate", "score", "diagnose", "reference", "prepare",
             "train-extractor", "table", "plot", "sweep", "status", "reproduce", "run"]
 #: each reproduction's options (besides -h): only those that apply to it
 REPRODUCTIONS = {

@@ -30,6 +30,7 @@ from . import (
     reproduce,
     run,
     sample,
+    score,
     status,
     sweep,
     table,
@@ -39,8 +40,8 @@ from . import (
 from .options import TERMINATION, add_threads
 
 #: the commands in the order ``--help`` lists them
-COMMANDS = (listing, gallery, perf, train, sample, evaluate, diagnose, reference, prepare, train_extractor, table,
-            plot, sweep, status, reproduce, run)
+COMMANDS = (listing, gallery, perf, train, sample, evaluate, score, diagnose, reference, prepare, train_extractor,
+            table, plot, sweep, status, reproduce, run)
 #: the commands that compute nothing: they set no thread count
 LIGHT = (listing.cmd_list, status.cmd_status)
 

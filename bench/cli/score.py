@@ -1,0 +1,70 @@
+"""``hdfm-bench score``: measure images from any model under this project's protocol
+
+Score a folder of PNG/JPEG images, an EDM-style zip or an ADM-style .npz (arr_0 uint8 NHWC, optional arr_1
+labels) written by any model: FID, KID, precision/recall (class accuracy when the images carry labels) and
+the spectral ratios, exactly as `evaluate` measures a run, against a task split or a statistics file. The
+rows are appended to the results store under --name, stamped with the images' pixel hash, n, resolution and
+the extractor, so `hdfm-bench table` puts them next to trained rows (and refuses to mix protocols).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+from hdfm_bench.core.overrides import OverrideError, parse_assignments
+from hdfm_bench.evaluation.metrics.extractors import EXTRACTORS
+from hdfm_bench.evaluation.metrics.features import METRICS
+from hdfm_bench.evaluation.protocol import FEATURE_METRICS, TABLE_METRICS
+from hdfm_bench.methods import ConfigError
+
+from .options import _positive_int, command_help
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("score", **command_help(__doc__))
+    p.add_argument("images", help="a folder of images, a .zip of images (EDM dataset.json labels optional) or an "
+                                  ".npz (arr_0 uint8 N×H×W×C; labels in arr_1 or labels)")
+    p.add_argument("--name", default=None, help="row label in tables (default: the file or folder name)")
+    p.add_argument("--task", default="mnist", help="the data the images are compared with (default: %(default)s)")
+    p.add_argument("--task-params", action="append", metavar="KEY=VALUE", default=None,
+                   help="a parameter of the task (e.g. root=data.zip for imagezip)")
+    p.add_argument("--extractor", default=None,
+                   help=f"feature extractor: {', '.join(EXTRACTORS)} (default: the task's protocol)")
+    p.add_argument("--reference-split", default=None, help="reference split (default: the task's protocol)")
+    p.add_argument("--reference", default=None, metavar="FILE.npz",
+                   help="reference statistics (mu, sigma: pytorch-fid / EDM / ADM, or `hdfm-bench reference`) "
+                        "instead of a split; FID only unless the file holds the features")
+    p.add_argument("--metrics", nargs="+", default=list(FEATURE_METRICS), choices=list(METRICS),
+                   help="feature metrics (default: %(default)s)")
+    p.add_argument("--kid-subset-size", type=_positive_int, default=None,
+                   help="KID subset size (default: min(1000, n), as evaluate)")
+    p.add_argument("--batch-size", type=_positive_int, default=256,
+                   help="images decoded and measured at once (default: %(default)s; memory stays flat in n)")
+    p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
+    p.set_defaults(func=cmd_score)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from hdfm_bench.core.limits import check_batch
+    from hdfm_bench.evaluation.score import Scoring
+    from hdfm_bench.evaluation.store import ResultStore
+
+    store = ResultStore(args.store)
+    store.check_writable()  # before any work
+    try:
+        params = parse_assignments(args.task_params, "--task-params")
+    except OverrideError as err:
+        raise ConfigError(str(err)) from None
+    scoring = Scoring(args.images, task=args.task, task_params=params, extractor=args.extractor,
+                      reference_split=args.reference_split, reference=args.reference, metrics=tuple(args.metrics),
+                      kid_subset_size=args.kid_subset_size)
+    check_batch(args.batch_size, math.prod(scoring.images.shape), "--batch-size")
+    rows = scoring.rows(name=args.name, batch_size=args.batch_size, progress=True)
+    store.append(rows)
+    p = rows[0]["protocol"]
+    shown = {r["metric"]: r["value"] for r in rows if r["metric"] in TABLE_METRICS}
+    print(", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+    print(f"protocol: {p['extractor']} ({p['extractor_hash']}), n {p['n_gen']} {p['images']['format']} images "
+          f"(sha256 {p['images']['sha256'][:16]}) vs {p['n_ref']} {p['reference_split']} -> {len(rows)} rows as "
+          f"'{rows[0]['method']}' in {args.store}")
+    return 0
