@@ -61,16 +61,29 @@ def check_protocols(df: pd.DataFrame, column: str = "metric", allow_mixed: bool 
                 if not allow_mixed:
                     raise TableError(msg)
                 warnings.append(msg)
-    if "budget" in proto:  # compared within a column (columns may differ, e.g. the toy's D)
-        budgets = proto["budget"].map(lambda b: json.dumps(_budget_key(b), sort_keys=True))
-        odd: dict = {}
-        for _, idx in df.groupby(column).groups.items():
-            col = budgets.loc[idx]
-            if col.nunique() > 1:
-                odd.update(dict.fromkeys(df.loc[col.index[col != col.mode().iloc[0]], "method"]))
-        if odd:
-            warnings.append(f"budget differs for: {', '.join(map(str, odd))} (flagged †)")
+    odd, unknown = budget_outliers(df, column, proto)
+    if odd:
+        warnings.append(f"budget differs for: {', '.join(map(str, odd))} (flagged †)")
+    if unknown:  # scored images (hdfm-bench score) have no training budget to compare: said, not flagged
+        warnings.append(f"training budget unknown for: {', '.join(map(str, unknown))} (scored images)")
     return warnings
+
+
+def budget_outliers(df: pd.DataFrame, column: str = "metric", proto: pd.DataFrame | None = None) -> tuple[list, list]:
+    """(methods whose training budget differs from the most common one in some column, methods whose rows
+    carry no budget); budgets are compared within a column (columns may differ, e.g. the toy's D)."""
+    proto = protocol_frame(df) if proto is None else proto
+    if "budget" not in proto:
+        return [], []
+    known = proto["budget"].map(lambda b: isinstance(b, dict))
+    budgets = proto["budget"][known].map(lambda b: json.dumps(_budget_key(b), sort_keys=True))
+    odd: dict = {}
+    for _, idx in df[known].groupby(column).groups.items():
+        col = budgets.loc[idx]
+        if col.nunique() > 1:
+            odd.update(dict.fromkeys(df.loc[col.index[col != col.mode().iloc[0]], "method"]))
+    unknown = dict.fromkeys(df.loc[~known, "method"]) if known.any() else {}
+    return list(odd), list(unknown)
 
 
 def _json(v) -> str:
@@ -160,7 +173,7 @@ def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", col
     agg = aggregate(df, row, column)
     cols = list(columns or dict.fromkeys(agg[column]))
     rows = list(dict.fromkeys(agg[row]))
-    flagged = {w.split(": ", 1)[1].split(" (")[0] for w in warnings if w.startswith("budget differs")}
+    flagged = {str(m) for m in budget_outliers(df, column)[0]}
     best = {c: min(agg[agg[column] == c]["mean"], key=lambda v: _badness(c, v)) for c in cols}
     if fmt == "csv":
         return agg.to_csv(index=False), warnings

@@ -48,6 +48,18 @@ def test_samplers_may_differ_per_method_but_budgets_are_flagged():
     assert "ihdm †" in text
 
 
+def test_every_method_with_another_budget_is_flagged_and_scored_images_are_only_noted():
+    """Two outliers are both marked (the mark once read the warning's text, which joined them); a row of
+    scored images carries no budget: said under the table, never flagged or counted as the majority."""
+    other = {**PROTO["budget"], "images_seen": 1000}
+    df = frame(rows("noise_fm", "fid", [10.0]), rows("hdfm", "fid", [9.0]), rows("bd", "fid", [9.5]),
+               rows("ihdm", "fid", [30.0], budget=other), rows("cold (x, y)", "fid", [20.0], budget=other),
+               rows("theirs", "fid", [8.0], budget=None))
+    text, warnings = tables.make_table(df)
+    assert "ihdm †" in text and "cold (x, y) †" in text and "theirs †" not in text and "noise_fm †" not in text
+    assert any(w.startswith("training budget unknown for: theirs") for w in warnings)
+
+
 def test_bad_requests():
     df = frame(rows("noise_fm", "fid", [10.0]))
     with pytest.raises(tables.TableError, match="unknown table format 'html'"):
