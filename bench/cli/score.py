@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
+from hdfm_bench.core.io import check_output_folder
 from hdfm_bench.core.overrides import OverrideError, parse_assignments
 from hdfm_bench.evaluation.metrics.extractors import EXTRACTORS
 from hdfm_bench.evaluation.metrics.features import METRICS
@@ -40,6 +42,13 @@ def add_parser(sub) -> None:
                    help="KID subset size (default: min(1000, n), as evaluate)")
     p.add_argument("--batch-size", type=_positive_int, default=256,
                    help="images decoded and measured at once (default: %(default)s; memory stays flat in n)")
+    p.add_argument("--shards", type=_positive_int, default=1,
+                   help="split the images into this many ranges, each measured into a shard file as it finishes "
+                        "(an interrupted scoring resumes at the missing shards; default: %(default)s)")
+    p.add_argument("--shard", type=int, default=None,
+                   help="measure only this shard (0-based) into its file (one array task); run once more without "
+                        "--shard to merge")
+    p.add_argument("--shard-dir", default=None, help="where shard files go (default: score-shards beside the store)")
     p.add_argument("--store", default="results/results.jsonl", help="results store (default: %(default)s)")
     p.set_defaults(func=cmd_score)
 
@@ -59,7 +68,21 @@ def cmd_score(args: argparse.Namespace) -> int:
                       reference_split=args.reference_split, reference=args.reference, metrics=tuple(args.metrics),
                       kid_subset_size=args.kid_subset_size)
     check_batch(args.batch_size, math.prod(scoring.images.shape), "--batch-size")
-    rows = scoring.rows(name=args.name, batch_size=args.batch_size, progress=True)
+    folder = Path(args.shard_dir) if args.shard_dir else Path(args.store).parent / "score-shards"
+    if args.shard is not None:
+        scoring.shard_range(args.shard, args.shards)  # refused before any work
+        check_output_folder(folder, "--shard-dir")
+        dest = scoring.measure_shard(folder, args.shard, args.shards, batch_size=args.batch_size, progress=True)
+        print(f"wrote {dest}")
+        return 0
+    if args.shards == 1:
+        rows = scoring.rows(name=args.name, batch_size=args.batch_size, progress=True)
+    else:
+        scoring.shard_range(args.shards - 1, args.shards)
+        check_output_folder(folder, "--shard-dir")
+        for k in range(args.shards):
+            scoring.measure_shard(folder, k, args.shards, batch_size=args.batch_size, progress=True)
+        rows = scoring.rows(name=args.name, parts=scoring.merge_shards(folder, args.shards))
     store.append(rows)
     p = rows[0]["protocol"]
     shown = {r["metric"]: r["value"] for r in rows if r["metric"] in TABLE_METRICS}

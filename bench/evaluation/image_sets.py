@@ -12,8 +12,9 @@ Nothing is ever extracted to disk and nothing is held whole: :meth:`ImageSet.bat
 batch. Before any pixel is decoded the container is checked — member names (no ``..``, no absolute
 path), declared sizes (a member larger than its image can be, or a compression ratio no image has, is a
 zip bomb), the image header (size and mode: 8-bit grey or RGB) — and every refusal is one line naming
-the file. The set's identity is the SHA-256 of its decoded pixels in order (:attr:`ImageSet.sha256`,
-known after a full pass), so the same images give the same hash in any of the three formats.
+the file. The set's identity is the SHA-256 of its images' pixel SHA-256s in order
+(:attr:`ImageSet.sha256`, known after a full pass or from the shards), so the same images give the
+same hash in any of the three formats.
 """
 from __future__ import annotations
 
@@ -118,6 +119,11 @@ def _labels_from(meta: bytes | None, names: list[str], where: str) -> np.ndarray
     return np.asarray([table[n] for n in names], dtype=np.int64)
 
 
+def set_sha256(digests: bytes) -> str:
+    """The identity of an image set: the SHA-256 of its images' SHA-256s in order (so shards combine)."""
+    return hashlib.sha256(digests).hexdigest()
+
+
 class ImageSet:
     """n uint8 images (C, H, W) of one shape, and optional integer labels, read batch by batch."""
 
@@ -127,6 +133,7 @@ class ImageSet:
         self.path, self.n, self.shape = path, 0, (0, 0, 0)
         self.labels: np.ndarray | None = None
         self.sha256: str | None = None
+        self.digests = b""
 
     @staticmethod
     def open(path: str | os.PathLike) -> ImageSet:
@@ -157,16 +164,28 @@ class ImageSet:
         if len(self.labels) and self.labels.min() < 0:
             raise MetricError(f"{self.path}: labels must be class indices >= 0, found {int(self.labels.min())}")
 
-    def batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, range]]:
-        """(uint8 (B, C, H, W), labels or None, indices) in image order; :attr:`sha256` is set at the end."""
-        digest = hashlib.sha256()
-        for start in range(0, self.n, batch_size):
-            stop = min(self.n, start + batch_size)
-            u8 = np.require(self._read(start, stop), requirements=["C", "W"])  # torch wants writable
-            digest.update(u8.tobytes())
-            labels = None if self.labels is None else torch.from_numpy(self.labels[start:stop])
-            yield torch.from_numpy(u8), labels, range(start, stop)
-        self.sha256 = digest.hexdigest()
+    def batches(self, batch_size: int = 256, start: int = 0,
+                stop: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, range]]:
+        """(uint8 (B, C, H, W), labels or None, indices) of images [start, stop) in order; :attr:`digests`
+        holds each image's SHA-256, and :attr:`sha256` is set when a pass over all n images ends."""
+        stop = self.n if stop is None else stop
+        if not 0 <= start < stop <= self.n:
+            raise MetricError(f"image range [{start}, {stop}) is not inside [0, {self.n})")
+        self.digests = b""
+        for lo in range(start, stop, batch_size):
+            hi = min(stop, lo + batch_size)
+            u8 = np.require(self._read(lo, hi), requirements=["C", "W"])  # torch wants writable
+            self.digests += b"".join(hashlib.sha256(img.tobytes()).digest() for img in u8)
+            labels = None if self.labels is None else torch.from_numpy(self.labels[lo:hi])
+            yield torch.from_numpy(u8), labels, range(lo, hi)
+        if (start, stop) == (0, self.n):
+            self.sha256 = set_sha256(self.digests)
+
+    def stamp(self) -> list:
+        """What tells a changed file from the one measured before (shard files are only reused for the same
+        images): size and modification time of the file, or of every image of a folder."""
+        st = self.path.stat()
+        return [st.st_size, st.st_mtime_ns]
 
     def describe(self) -> dict:
         return {"source": self.path.name, "format": self.kind, "n": self.n, "shape": list(self.shape),
@@ -321,6 +340,10 @@ class FolderImages(_Files):
         except OSError as err:
             raise MetricError(f"cannot read {self._where(i)}: {one_line(err)}") from None
 
+    def stamp(self) -> list:
+        stats = [(self.path / n).stat() for n in self.names]
+        return [[n, st.st_size, st.st_mtime_ns] for n, st in zip(self.names, stats)]
+
     def _stream(self, i: int) -> IO[bytes]:
         try:
             return open(self.path / self.names[i], "rb")
@@ -331,5 +354,5 @@ class FolderImages(_Files):
         return str(self.path / self.names[i])
 
 
-__all__ = ["ImageSet", "NpzImages", "ZipImages", "FolderImages", "decode_u8", "IMAGE_SUFFIXES", "MAX_SIDE",
-           "MAX_RATIO"]
+__all__ = ["ImageSet", "set_sha256", "NpzImages", "ZipImages", "FolderImages", "decode_u8", "IMAGE_SUFFIXES",
+           "MAX_SIDE", "MAX_RATIO"]

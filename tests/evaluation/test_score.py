@@ -162,3 +162,26 @@ def test_shape_labels_and_kid_subset_are_checked_against_the_task(tmp_path):
     np.savez(tmp_path / "few.npz", np.zeros((20, 8, 8, 1), np.uint8))
     with pytest.raises(MetricError, match="fewer than KID's subset size 50"):
         Scoring(tmp_path / "few.npz", task="digits", kid_subset_size=50)
+
+
+def test_shards_measured_apart_merge_to_the_unsharded_rows(evaluated, tmp_path):
+    """An array task per shard (--shard k), then a merge: the same numbers and the same pixel hash."""
+    root, _ = evaluated
+    whole = _values(score_images(root / "s.zip", task="digits"))
+    store, folder = tmp_path / "store.jsonl", tmp_path / "shards"
+    argv = ["score", str(root / "s.zip"), "--task", "digits", "--shards", "4", "--shard-dir", str(folder),
+            "--store", str(store), "--batch-size", "3"]
+    for k in (2, 0, 3):
+        assert main([*argv, "--shard", str(k)]) == 0
+    assert not store.exists()
+    with pytest.raises(MetricError, match="shard.s. 1 of 4 missing"):  # nothing merged while one is missing
+        Scoring(root / "s.zip", task="digits").merge_shards(folder, 4)
+    assert main(argv) == 0  # measures shard 1, merges
+    rows = ResultStore(store).rows()
+    got = _values(rows)
+    for metric, value in whole.items():  # the extractor sees other batches (3 vs 256): float rounding only
+        assert got[metric] == pytest.approx(value, rel=1e-6, abs=1e-12), metric
+    assert rows[0]["protocol"]["shards"] == 4
+    assert rows[0]["run_id"] == score_images(root / "s.npz", task="digits")[0]["run_id"]
+    with pytest.raises(MetricError, match="divide into 3 shards"):
+        Scoring(root / "s.zip", task="digits").shard_range(0, 3)
