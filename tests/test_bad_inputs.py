@@ -273,6 +273,14 @@ CASES = [
     # ---- reference --------------------------------------------------------------------------------------------
     c("evaluate-shard-dir-is-a-file", [*EVAL, "--shards", "2", "--shard", "0", "--shard-dir", "{data}/notes.txt"],
       "--shard-dir", "is a file, not a folder", forbid=("Errno",)),
+    # ---- plugins (issue 27) ----------------------------------------------------------------------------------
+    c("plugin-file-missing", ["list", "--plugin", "{data}/no_such_plugin.py"], "no_such_plugin.py", "no such file"),
+    c("plugin-import-fails", ["list", "--plugin", "{data}/broken_plugin.py"], "broken_plugin.py", "failed to load"),
+    c("plugin-registers-an-existing-name", [*TRAIN, "--plugin", "{data}/dup_plugin.py"], "dup_plugin.py",
+      "noise_fm"),
+    c("plugin-module-unknown", [*TRAIN, "--plugin", "no_such_plugin_module"], "no_such_plugin_module"),
+    c("sweep-spec-plugin-broken", ["sweep", "{data}/specs/bad_plugin.toml", "--executor", "local", "--dry-run"],
+      "broken_plugin.py", "failed to load"),
     # ---- score: images from anywhere (issue 27) -------------------------------------------------------------
     c("score-images-missing", ["score", "{data}/scores/missing.npz", *SCORE[2:]], "missing.npz"),
     c("score-images-not-a-format", ["score", "{data}/notes.txt", *SCORE[2:]], "notes.txt", ".npz"),
@@ -564,6 +572,12 @@ def world(tmp_path_factory):
 
     np.savez(data / "no_stats.npz", other=np.zeros(3))
     (data / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + random.Random(1).randbytes(200))
+    # plugins that cannot load
+    (data / "broken_plugin.py").write_text("import no_such_module_anywhere\n")
+    (data / "dup_plugin.py").write_text("import dataclasses\nfrom hdfm_bench import register_path\n"
+                                        "from hdfm_bench.methods.paths.noise_fm import NoiseFM\n\n\n"
+                                        "@register_path\n@dataclasses.dataclass(frozen=True)\n"
+                                        "class Dup(NoiseFM):\n    name = 'noise_fm'\n")
     # image sets for score: one good, the rest each wrong in one way
     import io
     import zipfile
@@ -641,6 +655,7 @@ def world(tmp_path_factory):
     (specs / "unknown_key.toml").write_text(_spec_text(out, extra_top="frobnicate = 1\n"))
     (specs / "grid_scalar.toml").write_text(_spec_text(out).replace('path = ["noise_fm"]', 'path = "noise_fm"'))
     (specs / "syntax.toml").write_text("name = \n[base\n")
+    (specs / "bad_plugin.toml").write_text(_spec_text(out, extra_top='plugins = ["../broken_plugin.py"]\n'))
     from hdfm_bench.tasks import default_data_root
 
     return {

@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from hdfm_bench.core import plugins
 from hdfm_bench.core.messages import os_error_line
 from hdfm_bench.core.signals import EXIT_TERMINATED, Preempted, Terminated
 from hdfm_bench.core.threads import set_threads
@@ -37,7 +38,7 @@ from . import (
     train,
     train_extractor,
 )
-from .options import TERMINATION, add_threads
+from .options import TERMINATION, add_plugin, add_threads
 
 #: the commands in the order ``--help`` lists them
 COMMANDS = (listing, gallery, perf, train, sample, evaluate, score, diagnose, reference, prepare, train_extractor,
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, p in sub.choices.items():
         if name != "reproduce":  # each reproduction takes --threads itself
             add_threads(p)
+            add_plugin(p)
     return parser
 
 
@@ -68,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     TERMINATION.requested = False
     TERMINATION.install()
     try:
+        plugins.load_entry_points()
+        plugins.load_all(getattr(args, "plugin", None) or [])
         if args.func not in LIGHT:
             set_threads(args.threads)
         return args.func(args)

@@ -105,6 +105,13 @@ def best_selection(best: str, select_seeds: str, report_seeds: str) -> tuple[lis
     return axes, select, report
 
 
+def add_plugin(p: argparse.ArgumentParser) -> None:
+    """``--plugin``, which every command takes (core.plugins)."""
+    p.add_argument("--plugin", action="append", metavar="MODULE|FILE.py", default=None,
+                   help="load a module or .py file that registers paths, samplers, backbones, tasks, extractors or "
+                        "metrics first (repeatable; `train` also records it in the run config)")
+
+
 def add_threads(p: argparse.ArgumentParser) -> None:
     """``--threads``, which every command takes."""
     p.add_argument("--threads", type=_positive_int, default=None,

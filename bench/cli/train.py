@@ -6,9 +6,11 @@ KEY=VALUE. Running the same command again resumes from the last checkpoint.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from hdfm_bench.backbones import BACKBONES
+from hdfm_bench.core import plugins
 from hdfm_bench.core.config import DOCS, RunConfig
 from hdfm_bench.methods import PATHS, TARGETS
 from hdfm_bench.tasks import TASKS
@@ -25,6 +27,8 @@ def add_parser(sub) -> None:
     add_set(p, "override any key (a.b=v for params)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     for f in RunConfig.fields():
+        if f.name == "plugins":  # the global --plugin (recorded in the config by cmd_train)
+            continue
         flag = "--" + f.name.replace("_", "-")
         doc = DOCS.get(f.name, "") + (f": {' | '.join(CHOICES[f.name])}" if f.name in CHOICES else "")
         if f.name.endswith("_params"):
@@ -43,7 +47,7 @@ def add_parser(sub) -> None:
 def _config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = list(args.set or [])
     for f in RunConfig.fields():
-        value = getattr(args, f.name, None)
+        value = getattr(args, f.name, None) if f.name != "plugins" else None
         if value is None:
             continue
         if isinstance(f.default, bool) or f.type in (bool, "bool"):
@@ -56,7 +60,11 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
             overrides.append(f"{f.name}={json.dumps(value)}")
         else:
             overrides.append(f"{f.name}={value}")
-    return RunConfig.load(args.config, overrides)
+    cfg = RunConfig.load(args.config, overrides)
+    if args.plugin:  # --plugin joins the run's own plugins: its jobs, ranks and evaluations load them too
+        named = [*cfg.plugins, *map(plugins.absolute, args.plugin)]
+        cfg = dataclasses.replace(cfg, plugins=tuple(dict.fromkeys(named)))
+    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from . import plugins
 from .hashing import RUN_ID_DIGITS, short_hash
 from .overrides import OverrideError, apply_override, non_finite
 from .values import CoercionError, coerce
@@ -72,6 +73,7 @@ class RunConfig:
     backend: str = "torch"    # torch | jax (training.jax_trainer, backbones.jax): same paths, objective and samplers
     conditional: bool = True  # class-conditional with label dropout (CFG at sampling)
     label_dropout: float = 0.1
+    plugins: tuple = ()       # modules or .py files loaded first (core.plugins); their code hash is in the run id
     # the budget (identical across compared runs)
     steps: int = 800
     batch_size: int = 128
@@ -97,9 +99,15 @@ class RunConfig:
     RUN_ID_EXCLUDES: typing.ClassVar[tuple] = ("checkpoint_every", "keep_every", "device", "out_dir", "compile",
                                                "workers", "log_every")
     #: fields added later: part of the run id only when not at their default, so earlier ids stay valid
-    RUN_ID_LATER: typing.ClassVar[dict] = {"backend": "torch", "bf16_on_cpu": False}
+    RUN_ID_LATER: typing.ClassVar[dict] = {"backend": "torch", "bf16_on_cpu": False, "plugins": []}
 
     def __post_init__(self) -> None:
+        # a file plugin is named absolutely (a job may run elsewhere); loaded before any name is looked up
+        try:
+            object.__setattr__(self, "plugins", tuple(plugins.absolute(p) for p in self.plugins))
+            plugins.load_all(self.plugins)
+        except plugins.PluginError as err:
+            raise RunConfigError(str(err)) from None
         for f in dataclasses.fields(self):
             bad = non_finite(getattr(self, f.name), f.name)
             if bad:
@@ -134,6 +142,7 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["ema_decays"] = list(self.ema_decays)
+        d["plugins"] = list(self.plugins)
         return d
 
     def run_id(self) -> str:
@@ -141,6 +150,8 @@ class RunConfig:
         for key, default in self.RUN_ID_LATER.items():
             if d[key] == default:
                 del d[key]
+        if self.plugins:  # the plugins' code, not where their files lie
+            d["plugins"] = plugins.identity(self.plugins)
         digest = short_hash(d, RUN_ID_DIGITS)
         return f"{self.task}-{self.path}-{self.target or 'default'}-{digest}"
 

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import is_dataclass
 from typing import Any, Generic, TypeVar
 
+from . import plugins
+
 T = TypeVar("T")
 
 #: what a registered name may look like (the built-ins: ``noise_fm``, ``domain-mnist``, ``cold_alg2``)
@@ -103,6 +105,8 @@ class Registry(Mapping[str, T], Generic[T]):
     # ---- look-up ------------------------------------------------------------------------------
     def lookup(self, name: str) -> T:
         """The entry ``name``; the registry's error ``unknown <kind> '<name>'; known: ...`` otherwise."""
+        if name not in self._entries and isinstance(name, str):
+            plugins.load_entry_points()  # a job process: installed plugins register on the first unknown name
         if name not in self._entries:
             raise self.error(f"unknown {self.kind} '{name}'; known: {', '.join(self._entries)}")
         return self._entries[name]

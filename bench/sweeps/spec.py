@@ -43,6 +43,7 @@ from typing import Any
 import torch
 
 from hdfm_bench.backbones import build_backbone
+from hdfm_bench.core import plugins
 from hdfm_bench.core.config import RunConfig, RunConfigError
 from hdfm_bench.core.overrides import OverrideError, apply_override, non_finite, set_dotted, split_assignment
 from hdfm_bench.core.rundir import CHECKPOINT_FILE, read_record
@@ -67,7 +68,9 @@ SPEC_KEYS = {"name": "sweep name (default: the file name)", "description": "free
              "slurm": "submitit SlurmExecutor parameters",
              "eval_slurm": "[slurm] parameters changed for the shard jobs of sharded evaluations (default: one GPU, "
                            "one task)",
-             "targets": "published numbers (documentation)"}
+             "targets": "published numbers (documentation)",
+             "plugins": "modules or .py files (relative to the spec) registering paths, samplers, backbones, tasks, "
+                        "extractors or metrics; loaded here and in every job"}
 EVAL_AXES = ("sampler", "steps", "cfg_scale", "ema", "seed", "checkpoint_step")
 EVAL_DEFAULTS = {"sampler": ["default"], "steps": ["default"], "cfg_scale": [1.0], "ema": ["none"], "seed": [0],
                  "checkpoint_step": ["latest"],
@@ -155,6 +158,7 @@ class Sweep:
         folder = Path(data.get("folder", Path("sweeps") / name)).absolute()
         store = Path(data.get("store", folder / "results.jsonl")).absolute()
         out_dir = str(Path(data.get("out_dir", "runs")).absolute())
+        extra = _plugins(data.get("plugins", []), spec)
         base = _overridden(data.get("base", {}), overrides, "--set")
         mappings = _expand(base, data.get("grid", {}), data.get("include", []), spec)
         global_eval = _overridden(data.get("eval", {}), eval_overrides, "--eval")
@@ -181,6 +185,8 @@ class Sweep:
             own_eval = mapping.pop(_RUN_EVAL, None)
             run_evals = evals if own_eval is None else _eval_settings({**global_eval, **own_eval}, spec)
             try:
+                if extra:
+                    mapping = {**mapping, "plugins": [*extra, *mapping.get("plugins", [])]}
                 cfg = RunConfig.from_mapping({**_with_protocol(mapping, spec), "out_dir": out_dir}, source=str(spec))
             except RunConfigError as err:
                 raise SweepError(str(err)) from None
@@ -293,6 +299,19 @@ def _expand(base: dict, grid: dict, include: list, spec: Path) -> list[dict]:
                 m[_RUN_EVAL] = own_eval
         runs += expanded
     return runs
+
+
+def _plugins(specs: Any, spec: Path) -> list[str]:
+    """The spec's ``plugins``: module names as they are, .py files relative to the spec's folder; loaded now
+    (a plugin's path must exist before the runs are expanded)."""
+    if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
+        raise SweepError(f"{spec}: plugins must be a list of module names or .py files, got {specs!r}")
+    out = [str((spec.parent / s).resolve()) if plugins.is_file(s) else s for s in specs]
+    try:
+        plugins.load_all(out)
+    except plugins.PluginError as err:
+        raise SweepError(f"{spec}: {err}") from None
+    return out
 
 
 def _with_protocol(mapping: dict, spec: Path) -> dict:

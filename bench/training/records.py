@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hdfm_bench.core import plugins
 from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.io import stale_temporaries
 from hdfm_bench.core.messages import last_line
@@ -39,8 +40,9 @@ def record_start(run_dir: Path, cfg: RunConfig, start: int, budget: dict, object
     starts = list(prev.get("starts", []))
     if start < cfg.steps:
         starts.append(start)  # one entry per invocation that trained: where it resumed from
+    extra = {"plugins": [plugins.record(p) for p in cfg.plugins]} if cfg.plugins else {}
     record(run_dir, cfg, status="running" if start < cfg.steps else prev.get("status", "running"),
-           budget={**prev.get("budget", {}), **budget}, objective=objective.describe(), starts=starts)
+           budget={**prev.get("budget", {}), **budget}, objective=objective.describe(), starts=starts, **extra)
 
 
 def record_done(run_dir: Path, cfg: RunConfig, budget: dict, wall: float, history: list) -> dict:
