@@ -54,10 +54,25 @@ def _report(rows: list[dict], args: argparse.Namespace) -> None:
           f"{args.store}" + (f"; samples in {args.save_samples}" if args.save_samples else ""))
 
 
+def _evaluate_by_rank(args: argparse.Namespace, settings, folder: Path, store, rank: int, world: int) -> None:
+    """Under torchrun: rank r measures shards r, r + W, ...; after a barrier rank 0 merges them into rows."""
+    from hdfm_bench.evaluation.evaluate import Evaluation, evaluate_shard, merge_shards
+    from hdfm_bench.training.distributed import barrier
+
+    ev = Evaluation(args.run, settings)
+    for k in range(rank, args.shards, world):
+        evaluate_shard(ev, k, folder, progress=rank == 0)
+    barrier()  # every shard written before rank 0 merges them
+    if rank == 0:
+        rows, _ = merge_shards(args.run, settings, folder, method=args.method)
+        store.append(rows)
+        _report(rows, args)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.shard_dir:
         check_output_folder(args.shard_dir, "--shard-dir")
-    from hdfm_bench.evaluation.evaluate import Evaluation, evaluate_run, evaluate_shard
+    from hdfm_bench.evaluation.evaluate import SHARDS_DIR, Evaluation, evaluate_run, evaluate_shard
     from hdfm_bench.evaluation.protocol import EvalSettings
     from hdfm_bench.evaluation.store import ResultStore
 
@@ -68,14 +83,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     all_settings = [EvalSettings(**fields, seed=seed, extractor=args.extractor, reference_split=args.reference_split,
                                  reference=args.reference, metrics=tuple(args.metrics), shards=args.shards)
                     for seed in seeds]  # all validated before the first evaluation
+    from hdfm_bench.training.distributed import end_group, start_torchrun
+
+    rank, world = start_torchrun()  # under torchrun each rank measures its share of the shards
+    if world > 1 and (args.shard is not None or args.save_samples or args.shards % world):
+        raise ValueError(f"under torchrun ({world} processes) --shards must be a multiple of {world}, without "
+                         "--shard or --save-samples")
+    folder = Path(args.shard_dir) if args.shard_dir else Path(args.run) / SHARDS_DIR
     for settings in all_settings:  # the seed ritual: several disjoint image-seed ranges, one evaluation each
-        if args.shard is not None:  # one shard only (e.g. one array task); merged when all exist
-            ev = Evaluation(args.run, settings)
-            folder = Path(args.shard_dir) if args.shard_dir else Path(args.run) / "eval-shards"
-            print(f"wrote {evaluate_shard(ev, args.shard, folder, progress=True)}")
-            continue
-        rows, _ = evaluate_run(args.run, settings, method=args.method, progress=True,
-                               save_samples=args.save_samples, shard_dir=args.shard_dir)
-        store.append(rows)
-        _report(rows, args)
+        if world > 1:
+            _evaluate_by_rank(args, settings, folder, store, rank, world)
+        elif args.shard is not None:  # one shard only (e.g. one array task); merged when all exist
+            print(f"wrote {evaluate_shard(Evaluation(args.run, settings), args.shard, folder, progress=True)}")
+        else:
+            rows, _ = evaluate_run(args.run, settings, method=args.method, progress=True,
+                                   save_samples=args.save_samples, shard_dir=args.shard_dir)
+            store.append(rows)
+            _report(rows, args)
+    end_group()
     return 0

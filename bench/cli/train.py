@@ -69,10 +69,15 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from hdfm_bench.training import train
+    from hdfm_bench.training.distributed import end_group, start_torchrun
 
     cfg = _config_from_args(args)
+    rank, _ = start_torchrun()  # under torchrun: one process per rank, DistributedDataParallel
     with TERMINATION.training():
-        res = train(cfg, progress=not args.no_progress, should_stop=TERMINATION.should_stop)
+        res = train(cfg, progress=not args.no_progress and rank == 0, should_stop=TERMINATION.should_stop)
+    end_group()
+    if rank:
+        return 0
     rec = res.record
     print(f"run {rec['run_id']}: {rec['status']}, final loss {rec.get('final_loss'):.5g}, "
           f"{rec['budget']['parameters']:,} parameters, {rec['budget']['images_seen']:,} images seen, "

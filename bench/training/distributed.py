@@ -40,6 +40,49 @@ def start_group(rank: int, world: int, init_method: str = "env://", backend: str
                             timeout=datetime.timedelta(seconds=timeout_s()))
 
 
+def torchrun_world() -> tuple[int, int] | None:
+    """(rank, world size) when this process was started by torchrun (``RANK``, ``WORLD_SIZE``,
+    ``MASTER_ADDR``/``MASTER_PORT`` in the environment) with more than one process, else None."""
+    try:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    except (KeyError, ValueError):
+        return None
+    if world <= 1:
+        return None
+    if not 0 <= rank < world or not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
+        raise ValueError(f"torchrun's environment is incomplete or inconsistent (RANK {rank}, WORLD_SIZE {world}, "
+                         "MASTER_ADDR/MASTER_PORT)")
+    return rank, world
+
+
+def start_torchrun() -> tuple[int, int]:
+    """Join torchrun's group (env:// init, gloo on CPUs, nccl with the LOCAL_RANK GPU); (0, 1) without torchrun."""
+    found = torchrun_world()
+    if found is None:
+        return 0, 1
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    start_group(*found)
+    return found
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing without a process group)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def end_group() -> None:
+    """Leave the process group, if any (after a barrier, so no rank leaves while another still talks)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def rank_and_world() -> tuple[int, int]:
     """(rank, world size) of the torch.distributed group, (0, 1) without one."""
     import torch.distributed as dist
