@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# the example plugin package (examples/hdfm-bench-ve): installed as a user would, found through its entry point
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+  -e examples/hdfm-bench-ve
 if [ "$(id -u)" = 0 ] && [ -z "${HDFM_BENCH_NO_SLURM:-}" ]; then
   if bash tests/slurm/local_cluster.sh check; then
     echo "[test] using the Slurm cluster already running (left running afterwards)" >&2
