@@ -60,11 +60,13 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
             overrides.append(f"{f.name}={json.dumps(value)}")
         else:
             overrides.append(f"{f.name}={value}")
+    from hdfm_bench.training import with_plugin_origins
+
     cfg = RunConfig.load(args.config, overrides)
     if args.plugin:  # --plugin joins the run's own plugins: its jobs, ranks and evaluations load them too
         named = [*cfg.plugins, *map(plugins.absolute, args.plugin)]
         cfg = dataclasses.replace(cfg, plugins=tuple(dict.fromkeys(named)))
-    return cfg
+    return with_plugin_origins(cfg)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

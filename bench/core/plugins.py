@@ -29,6 +29,9 @@ from typing import Any
 #: the entry-point group installed packages declare their plugins in (``[project.entry-points."hdfm_bench.plugins"]``)
 ENTRY_POINT_GROUP = "hdfm_bench.plugins"
 
+#: the module names a plugin file is imported under start with this
+FILE_MODULE_PREFIX = "hdfm_bench_plugin_"
+
 _LOADED: dict[str, ModuleType] = {}
 _ENTRY_POINTS_LOADED = False
 
@@ -48,7 +51,7 @@ def _import(spec: str) -> ModuleType:
         if not path.is_file():
             raise PluginError(f"plugin '{spec}': no such file")
         digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
-        name = f"hdfm_bench_plugin_{path.stem}_{digest}"  # one module per file, whatever its stem
+        name = f"{FILE_MODULE_PREFIX}{path.stem}_{digest}"  # one module per file, whatever its stem
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
         sys.modules[name] = module
@@ -125,5 +128,5 @@ def identity(specs: list[str] | tuple[str, ...]) -> list[str]:
     return [f"{Path(s).name if is_file(s) else s}@{(record(s)['sha256'] or '')[:16]}" for s in specs]
 
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginError", "absolute", "is_file", "load", "load_all", "load_entry_points", "record",
-           "identity"]
+__all__ = ["ENTRY_POINT_GROUP", "FILE_MODULE_PREFIX", "PluginError", "absolute", "is_file", "load", "load_all",
+           "load_entry_points", "record", "identity"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from hdfm_bench.core import plugins
 from hdfm_bench.core.io import write_with
 from hdfm_bench.sampling.generate import Generator
 from hdfm_bench.sampling.output import SampleWriter
@@ -163,6 +164,8 @@ class Evaluation:
                           correct=sum(p.correct for p in parts), counted=sum(p.counted for p in parts),
                           ref_spectrum=self._reference_spectrum())
         protocol = out[0]["protocol"]
+        if cfg.plugins:  # the code of a path, backbone or task from outside the package (core.plugins)
+            protocol["plugins"] = plugins.identity(cfg.plugins)
         z0s = [p.z0 for p in parts if len(p.z0)]  # none when trajectory_n = 0
         if z0s:
             z0 = torch.cat(z0s)

@@ -53,7 +53,7 @@ from hdfm_bench.evaluation.protocol import FEATURE_METRICS, EvalSettings
 from hdfm_bench.methods import ConfigError, Objective, get_path, get_sampler, recipe
 from hdfm_bench.specs import resolve as resolve_spec
 from hdfm_bench.tasks import get_task
-from hdfm_bench.training import protocols
+from hdfm_bench.training import protocols, with_plugin_origins
 from hdfm_bench.training.distributed import check_divisible
 
 from .submitit_adapter import INTEGER_RESOURCES, processes, valid_slurm_parameters
@@ -188,6 +188,7 @@ class Sweep:
                 if extra:
                     mapping = {**mapping, "plugins": [*extra, *mapping.get("plugins", [])]}
                 cfg = RunConfig.from_mapping({**_with_protocol(mapping, spec), "out_dir": out_dir}, source=str(spec))
+                cfg = with_plugin_origins(cfg)  # a path from an installed plugin: recorded, in the run id
             except RunConfigError as err:
                 raise SweepError(str(err)) from None
             if cfg.run_id() in seen:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from hdfm_bench.core.config import RunConfig
 
-from .build import build, load_run
+from .build import build, load_run, with_plugin_origins
 from .rules import Interrupted, Preempted, TrainingFailed, TrainResult
 
 
@@ -28,4 +28,5 @@ def train(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
     return train_torch(cfg, progress=progress, stop_at=stop_at, on_step=on_step, should_stop=should_stop)
 
 
-__all__ = ["train", "build", "load_run", "TrainResult", "TrainingFailed", "Interrupted", "Preempted"]
+__all__ = ["train", "build", "load_run", "with_plugin_origins", "TrainResult", "TrainingFailed", "Interrupted",
+           "Preempted"]

@@ -1,6 +1,7 @@
 """The one builder from a RunConfig to (task, path, objective, model), and loading a trained run."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -10,12 +11,13 @@ from pathlib import Path
 
 import torch
 
-from hdfm_bench.backbones import build_backbone
+from hdfm_bench.backbones import BACKBONES, build_backbone
+from hdfm_bench.core import plugins
 from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.hashing import RUN_ID_DIGITS
 from hdfm_bench.core.rundir import checkpoint_path, kept_checkpoint_path, kept_steps, read_record
-from hdfm_bench.methods import Objective, get_path
-from hdfm_bench.tasks import Task, get_task
+from hdfm_bench.methods import PATHS, Objective, get_path
+from hdfm_bench.tasks import TASKS, Task, get_task
 
 from . import checkpoint as ckpt
 
@@ -58,6 +60,18 @@ def build_model(cfg: RunConfig, task: Task) -> torch.nn.Module:
     torch.manual_seed(cfg.seed)
     return build_backbone(cfg.backbone, shape=tuple(task.shape), num_classes=num_classes(cfg, task),
                           **cfg.backbone_params)
+
+
+def with_plugin_origins(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with the modules that registered its path, backbone and task among its plugins when they are
+    not the package's own (an installed plugin found through its entry point): the run then records the
+    plugin (module, version, source hash) and its id follows the plugin's code (core.plugins)."""
+    plugins.load_entry_points()
+    named = ((PATHS, cfg.path), (BACKBONES, cfg.backbone), (TASKS, cfg.task))
+    origins = [reg.origin(name) for reg, name in named if name in reg]  # an unknown name is validation's to refuse
+    foreign = [o for o in origins if not o.startswith(("hdfm_bench.", plugins.FILE_MODULE_PREFIX)) and o != "builtins"]
+    missing = [o for o in dict.fromkeys(foreign) if o not in cfg.plugins]
+    return dataclasses.replace(cfg, plugins=(*cfg.plugins, *missing)) if missing else cfg
 
 
 def build(cfg: RunConfig, *, check_data: bool = True):
@@ -114,4 +128,5 @@ def load_run(run_dir: str | Path, ema: float | None = None,
 
 
 __all__ = ["resolve_device", "c_compiler", "compile_module", "num_classes", "build_model", "build", "load_run",
+           "with_plugin_origins",
            "check_owner"]

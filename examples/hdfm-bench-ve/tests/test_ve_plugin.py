@@ -2,10 +2,13 @@
 against an oracle, and its registration through the installed entry point."""
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import hdfm_bench_ve
 import pytest
@@ -66,3 +69,11 @@ def test_train_and_evaluate_a_ve_run_from_the_command_line(tmp_path):
                            str(tmp_path / "store.jsonl")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "ve_ddim 2 steps / 2 NFE" in done.stdout
+    # the run records the package that gave it its path, and its id and rows carry that code's hash
+    source = Path(hdfm_bench_ve.path.__file__)
+    rec = json.loads((run / "run.json").read_text())
+    (plugin,) = rec["plugins"]
+    assert plugin["module"] == "hdfm_bench_ve.path" and plugin["version"] == "hdfm-bench-ve 0.1.0"
+    assert plugin["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    row = json.loads((tmp_path / "store.jsonl").read_text().splitlines()[0])["rows"][0]
+    assert row["protocol"]["plugins"] == [f"hdfm_bench_ve.path@{plugin['sha256'][:16]}"]
