@@ -17,6 +17,7 @@ import pytest
 from hdfm_bench import cli
 from hdfm_bench.cli.reproduce import default_reproduction
 from hdfm_bench.evaluation.store import ResultStore
+from hdfm_bench.methods import PATHS, SAMPLERS
 from tests.helpers import assert_png
 from tests.sweeps.test_sweeps import write_spec
 
@@ -92,7 +93,10 @@ def test_reproduce_help_lists_the_reproductions(capsys):
 def test_list_shows_the_registry(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "PATHS (6)" in out and "TARGETS (4)" in out and "SAMPLERS (7)" in out
+    # the built-ins (6 paths, 7 samplers) and whatever an installed plugin (examples/hdfm-bench-ve) added
+    assert len([n for n in PATHS if PATHS.origin(n).startswith("hdfm_bench.")]) == 6
+    assert len([n for n in SAMPLERS if SAMPLERS.origin(n).startswith("hdfm_bench.")]) == 7
+    assert f"PATHS ({len(PATHS)})" in out and "TARGETS (4)" in out and f"SAMPLERS ({len(SAMPLERS)})" in out
     assert "a = 0.5" in out and "target_laplacian = 1.0" in out and "K = 200" in out
     assert cli.main(["list", "--json"]) == 0
     reg = json.loads(capsys.readouterr().out)

@@ -21,6 +21,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +29,8 @@ from typing import Any
 
 #: the entry-point group installed packages declare their plugins in (``[project.entry-points."hdfm_bench.plugins"]``)
 ENTRY_POINT_GROUP = "hdfm_bench.plugins"
+#: set (non-empty) to skip installed plugins, e.g. when a broken one stops every command
+NO_PLUGINS_ENV = "HDFM_BENCH_NO_PLUGINS"
 
 #: the module names a plugin file is imported under start with this
 FILE_MODULE_PREFIX = "hdfm_bench_plugin_"
@@ -100,9 +103,15 @@ def load_entry_points() -> list[str]:
     if _ENTRY_POINTS_LOADED:
         return []
     _ENTRY_POINTS_LOADED = True
+    if os.environ.get(NO_PLUGINS_ENV):
+        return []
     names = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        load(ep.module)
+        try:
+            load(ep.module)
+        except PluginError as err:
+            raise PluginError(f"{err} (installed plugin '{ep.name}' of {ep.dist.name if ep.dist else 'a package'}; "
+                              f"{NO_PLUGINS_ENV}=1 skips installed plugins)") from None
         names.append(ep.module)
     return names
 
@@ -128,5 +137,5 @@ def identity(specs: list[str] | tuple[str, ...]) -> list[str]:
     return [f"{Path(s).name if is_file(s) else s}@{(record(s)['sha256'] or '')[:16]}" for s in specs]
 
 
-__all__ = ["ENTRY_POINT_GROUP", "FILE_MODULE_PREFIX", "PluginError", "absolute", "is_file", "load", "load_all",
-           "load_entry_points", "record", "identity"]
+__all__ = ["ENTRY_POINT_GROUP", "NO_PLUGINS_ENV", "FILE_MODULE_PREFIX", "PluginError", "absolute", "is_file", "load",
+           "load_all", "load_entry_points", "record", "identity"]

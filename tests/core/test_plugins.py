@@ -88,3 +88,10 @@ def test_train_records_the_plugin_and_a_local_sweep_loads_it_in_its_jobs(tmp_pat
     assert {r["path"] for r in rows if r["metric"] == "fid"} == {"plugin_sweep", "noise_fm"}
     assert main(["table", "--store", str(tmp_path / "sweep" / "results.jsonl"), "--metric", "fid"]) == 0
     assert "plugin_sweep" in capsys.readouterr().out
+
+
+def test_installed_plugins_can_be_switched_off(monkeypatch):
+    """HDFM_BENCH_NO_PLUGINS: the way around a broken installed plugin that would stop every command."""
+    monkeypatch.setattr(plugins, "_ENTRY_POINTS_LOADED", False)
+    monkeypatch.setenv(plugins.NO_PLUGINS_ENV, "1")
+    assert plugins.load_entry_points() == []
