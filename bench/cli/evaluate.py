@@ -9,11 +9,8 @@ import argparse
 from pathlib import Path
 
 from hdfm_bench.core.io import check_output_folder
-from hdfm_bench.evaluation.metrics.extractors import EXTRACTORS
-from hdfm_bench.evaluation.metrics.features import METRICS
-from hdfm_bench.evaluation.protocol import FEATURE_METRICS
 
-from .options import _add_sampling_args, _sampling_fields, command_help
+from .options import _add_sampling_args, _sampling_fields, add_measurement_args, command_help
 
 
 def add_parser(sub) -> None:
@@ -21,15 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("run", help="run directory (holds checkpoint.pt)")
     p.add_argument("--method", default=None, help="row label (default: the path name)")
     _add_sampling_args(p, n_default=500)
-    p.add_argument("--extractor", default=None,
-                   help=f"feature extractor: {', '.join(EXTRACTORS)} (inception-offline: standard FID; default: "
-                        "the task's protocol)")
-    p.add_argument("--reference-split", default=None, help="reference split (default: the task's protocol)")
-    p.add_argument("--reference", default=None, metavar="FILE.npz",
-                   help="reference statistics (mu, sigma: pytorch-fid / EDM / ADM format, or `hdfm-bench reference`) "
-                        "instead of a split; FID only unless the file holds the features")
-    p.add_argument("--metrics", nargs="+", default=list(FEATURE_METRICS), choices=list(METRICS),
-                   help="feature metrics (default: %(default)s); FID alone keeps only its running statistics")
+    add_measurement_args(p)
     p.add_argument("--shards", type=int, default=1,
                    help="split the n images into this many shards, each written to a shard file as it finishes "
                         "(an interrupted evaluation resumes at the missing shards; default: %(default)s)")

@@ -9,6 +9,9 @@ import sys
 from hdfm_bench.core.overrides import OverrideError, parse_assignments
 from hdfm_bench.core.signals import Termination
 from hdfm_bench.core.threads import THREADS_ENV
+from hdfm_bench.evaluation.metrics.extractors import EXTRACTORS
+from hdfm_bench.evaluation.metrics.features import METRICS
+from hdfm_bench.evaluation.protocol import FEATURE_METRICS
 from hdfm_bench.methods import ConfigError
 from hdfm_bench.sampling.settings import DEFAULT_BATCH_SIZE, DEFAULT_CFG_INTERVAL, SamplingSettings
 from hdfm_bench.specs import DEFAULT_SPEC, shipped
@@ -103,6 +106,19 @@ def best_selection(best: str, select_seeds: str, report_seeds: str) -> tuple[lis
     select, report = tables.parse_seeds(select_seeds), tables.parse_seeds(report_seeds, "--report-seeds")
     tables.check_selection(axes, select, report)
     return axes, select, report
+
+
+def add_measurement_args(p: argparse.ArgumentParser) -> None:
+    """What an image set is measured with (``evaluate``, ``score``): extractor, reference, feature metrics."""
+    p.add_argument("--extractor", default=None,
+                   help=f"feature extractor: {', '.join(EXTRACTORS)} (inception-offline: standard FID; default: "
+                        "the task's protocol)")
+    p.add_argument("--reference-split", default=None, help="reference split (default: the task's protocol)")
+    p.add_argument("--reference", default=None, metavar="FILE.npz",
+                   help="reference statistics (mu, sigma: pytorch-fid / EDM / ADM format, or `hdfm-bench reference`) "
+                        "instead of a split; FID only unless the file holds the features")
+    p.add_argument("--metrics", nargs="+", default=list(FEATURE_METRICS), choices=list(METRICS),
+                   help="feature metrics (default: %(default)s); FID alone keeps only its running statistics")
 
 
 def add_plugin(p: argparse.ArgumentParser) -> None:

@@ -14,12 +14,10 @@ from pathlib import Path
 
 from hdfm_bench.core.io import check_output_folder
 from hdfm_bench.core.overrides import OverrideError, parse_assignments
-from hdfm_bench.evaluation.metrics.extractors import EXTRACTORS
-from hdfm_bench.evaluation.metrics.features import METRICS
-from hdfm_bench.evaluation.protocol import FEATURE_METRICS, TABLE_METRICS
+from hdfm_bench.evaluation.protocol import TABLE_METRICS
 from hdfm_bench.methods import ConfigError
 
-from .options import _positive_int, command_help
+from .options import _positive_int, add_measurement_args, command_help
 
 
 def add_parser(sub) -> None:
@@ -30,14 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--task", default="mnist", help="the data the images are compared with (default: %(default)s)")
     p.add_argument("--task-params", action="append", metavar="KEY=VALUE", default=None,
                    help="a parameter of the task (e.g. root=data.zip for imagezip)")
-    p.add_argument("--extractor", default=None,
-                   help=f"feature extractor: {', '.join(EXTRACTORS)} (default: the task's protocol)")
-    p.add_argument("--reference-split", default=None, help="reference split (default: the task's protocol)")
-    p.add_argument("--reference", default=None, metavar="FILE.npz",
-                   help="reference statistics (mu, sigma: pytorch-fid / EDM / ADM, or `hdfm-bench reference`) "
-                        "instead of a split; FID only unless the file holds the features")
-    p.add_argument("--metrics", nargs="+", default=list(FEATURE_METRICS), choices=list(METRICS),
-                   help="feature metrics (default: %(default)s)")
+    add_measurement_args(p)
     p.add_argument("--kid-subset-size", type=_positive_int, default=None,
                    help="KID subset size (default: min(1000, n), as evaluate)")
     p.add_argument("--batch-size", type=_positive_int, default=256,

@@ -116,25 +116,27 @@ def load_entry_points() -> list[str]:
     return names
 
 
+def _source_sha256(spec: str) -> str | None:
+    """SHA-256 of a plugin's source as it is now (a file is not imported again; a module's own file)."""
+    source = Path(spec).expanduser().resolve() if is_file(spec) else getattr(load(spec), "__file__", None)
+    return hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else None
+
+
 def record(spec: str) -> dict[str, Any]:
-    """What a run records of a plugin: its spec, module, package version (if any) and source SHA-256
-    (a file is hashed as it is now, without importing it again)."""
+    """What a run records of a plugin: its spec, module, package version (if any) and source SHA-256."""
     if is_file(spec):
-        path = Path(spec).expanduser().resolve()
-        return {"spec": spec, "module": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    module = load(spec)
-    source = getattr(module, "__file__", None)
-    out: dict[str, Any] = {"spec": spec, "module": module.__name__}
-    dists = importlib.metadata.packages_distributions().get(module.__name__.split(".")[0], [])
+        return {"spec": spec, "module": Path(spec).name, "sha256": _source_sha256(spec)}
+    out: dict[str, Any] = {"spec": spec, "module": load(spec).__name__}
+    dists = importlib.metadata.packages_distributions().get(spec.split(".")[0], [])
     if dists:
         out["version"] = f"{dists[0]} {importlib.metadata.version(dists[0])}"
-    out["sha256"] = hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else None
-    return out
+    return {**out, "sha256": _source_sha256(spec)}
 
 
 def identity(specs: list[str] | tuple[str, ...]) -> list[str]:
-    """The code identity of ``specs`` (part of a run id): each plugin's source hash."""
-    return [f"{Path(s).name if is_file(s) else s}@{(record(s)['sha256'] or '')[:16]}" for s in specs]
+    """The code identity of ``specs`` (part of a run id, computed often): each plugin's source hash alone
+    (no scan of the installed distributions)."""
+    return [f"{Path(s).name if is_file(s) else s}@{(_source_sha256(s) or '')[:16]}" for s in specs]
 
 
 __all__ = ["ENTRY_POINT_GROUP", "NO_PLUGINS_ENV", "FILE_MODULE_PREFIX", "PluginError", "absolute", "is_file", "load",

@@ -171,13 +171,14 @@ class ImageSet:
         stop = self.n if stop is None else stop
         if not 0 <= start < stop <= self.n:
             raise MetricError(f"image range [{start}, {stop}) is not inside [0, {self.n})")
-        self.digests = b""
+        self.digests, parts = b"", []
         for lo in range(start, stop, batch_size):
             hi = min(stop, lo + batch_size)
             u8 = np.require(self._read(lo, hi), requirements=["C", "W"])  # torch wants writable
-            self.digests += b"".join(hashlib.sha256(img.tobytes()).digest() for img in u8)
+            parts.extend(hashlib.sha256(img.tobytes()).digest() for img in u8)
             labels = None if self.labels is None else torch.from_numpy(self.labels[lo:hi])
             yield torch.from_numpy(u8), labels, range(lo, hi)
+        self.digests = b"".join(parts)
         if (start, stop) == (0, self.n):
             self.sha256 = set_sha256(self.digests)
 
@@ -268,10 +269,12 @@ class _Files(ImageSet):
         self._set_first(decode_u8(self._bytes(0), self._where(0)))
         for i in range(1, self.n):  # every header before any pixel: a bad file fails here, not mid-pass
             with self._stream(i) as fh:
-                shape = header_shape(fh, self._where(i))
-            if shape != self.shape:
-                raise MetricError(f"{self._where(i)}: {'×'.join(map(str, shape))} (C×H×W), unlike the first "
-                                  f"image's {'×'.join(map(str, self.shape))}")
+                self._check_like_first(header_shape(fh, self._where(i)), i)
+
+    def _check_like_first(self, shape: tuple, i: int) -> None:
+        if tuple(shape) != self.shape:
+            raise MetricError(f"{self._where(i)}: {'×'.join(map(str, shape))} (C×H×W), unlike the first "
+                              f"image's {'×'.join(map(str, self.shape))}")
 
     def _bytes(self, i: int) -> bytes:
         raise NotImplementedError
@@ -286,9 +289,7 @@ class _Files(ImageSet):
         out = np.empty((stop - start, *self.shape), np.uint8)
         for k, i in enumerate(range(start, stop)):
             img = decode_u8(self._bytes(i), self._where(i))
-            if img.shape != self.shape:
-                raise MetricError(f"{self._where(i)}: {img.shape[0]}×{img.shape[1]}×{img.shape[2]} (C×H×W), "
-                                  f"unlike the first image's {'×'.join(map(str, self.shape))}")
+            self._check_like_first(img.shape, i)
             out[k] = img
         return out
 

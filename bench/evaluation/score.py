@@ -15,6 +15,7 @@ subset against n.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -109,17 +110,19 @@ class Scoring:
                     counted += len(u8)
                 bar.update(len(u8))
         spec = spectrum.state()
-        return {"format": SHARD_FORMAT, **self.meta(), "start": start, "stop": stop, "features": feats.state(),
+        return {"format": SHARD_FORMAT, "key": self._key, "start": start, "stop": stop, "features": feats.state(),
                 "spectrum": {"n": spec["n"], "total": None if spec["total"] is None else
                              torch.from_numpy(spec["total"])},
                 "correct": correct, "counted": counted, "digests": self.images.digests}
 
-    def meta(self) -> dict[str, Any]:
-        """What makes two shard files parts of the same scoring (the images as opened, the measurement)."""
-        return {"key": short_hash({"images": str(self.images.path.resolve()), **self.images.describe(),
-                                   "stamp": self.images.stamp(), "extractor": self.extractor.name,
-                                   "extractor_hash": self.extractor.hash, "reference": self.reference.hash,
-                                   "metrics": list(self.metrics), "kid_subset": self.kid_subset}, EVAL_KEY_DIGITS)}
+    @functools.cached_property
+    def _key(self) -> str:
+        """What makes two shard files parts of the same scoring: the images as opened (path, size, times) and
+        the measurement; computed once (a folder's stamp stats every image)."""
+        return short_hash({"images": str(self.images.path.resolve()), **self.images.describe(),
+                           "stamp": self.images.stamp(), "extractor": self.extractor.name,
+                           "extractor_hash": self.extractor.hash, "reference": self.reference.hash,
+                           "metrics": list(self.metrics), "kid_subset": self.kid_subset}, EVAL_KEY_DIGITS)
 
     def rows(self, *, name: str | None = None, batch_size: int = 256, progress: bool = False,
              parts: list[dict] | None = None) -> list[dict]:
@@ -156,7 +159,7 @@ class Scoring:
         return shard * n // shards, (shard + 1) * n // shards
 
     def shard_file(self, folder: str | os.PathLike, shard: int, shards: int) -> Path:
-        return Path(folder) / self.meta()["key"] / f"shard-{shard:04d}-of-{shards:04d}.pt"
+        return Path(folder) / self._key / f"shard-{shard:04d}-of-{shards:04d}.pt"
 
     def measure_shard(self, folder: str | os.PathLike, shard: int, shards: int, *, batch_size: int = 256,
                       progress: bool = False) -> Path:
@@ -175,7 +178,7 @@ class Scoring:
         missing = [k for k, p in enumerate(parts) if p is None]
         if missing:
             raise MetricError(f"shard(s) {', '.join(map(str, missing))} of {shards} missing in "
-                              f"{Path(folder) / self.meta()['key']}; nothing merged")
+                              f"{Path(folder) / self._key}; nothing merged")
         return parts  # type: ignore[return-value]
 
     def _read_shard(self, path: Path, shard: int, shards: int, *, missing_ok: bool) -> dict | None:
@@ -186,7 +189,7 @@ class Scoring:
         except Exception as err:  # truncated or not a torch file
             raise MetricError(f"cannot read shard file {path}: {one_line(err)}") from None
         ok = isinstance(state, dict) and state.get("format") == SHARD_FORMAT and state.get("key") == \
-            self.meta()["key"] and (state.get("start"), state.get("stop")) == self.shard_range(shard, shards)
+            self._key and (state.get("start"), state.get("stop")) == self.shard_range(shard, shards)
         if not ok:
             raise MetricError(f"{path} is not shard {shard} of {shards} of this scoring; delete it to measure again")
         return state
