@@ -32,6 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                    help="train and sample the backbone under torch.compile (~25 %% faster; the same numbers to float "
                         "rounding, but not bit-reproducible run to run; default: off)")
+    p.add_argument("--tb", action=argparse.BooleanOptionalAction, default=True,
+                   help="TensorBoard event files in each run's tb/ folder (watch with tensorboard --logdir "
+                        "OUT_DIR; changes no number; default: on)")
     p.add_argument("--check", action="store_true",
                    help="compare every number with the suite already in the results folder (the committed one) and "
                         "print, per method, 'reproduced' or the differences; exit 1 if a number differs under the "
@@ -48,7 +51,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     folder = Path(results) / ("quick" if args.quick else "")
     reference = reference_snapshot(folder) if args.check else None  # read before this run replaces it
     summary = run_suite(quick=args.quick, results=results, out_dir=args.out_dir, methods=args.method,
-                        backend=args.backend, compile=args.compile, termination=TERMINATION, protocol=args.protocol)
+                        backend=args.backend, compile=args.compile, termination=TERMINATION, protocol=args.protocol,
+                        tb=args.tb)
     for name, m in summary["methods"].items():
         print(f"{name:<20} loss {m['final_loss']:.4f}  train {m['train_s']:>6.1f} s  sample+evaluate "
               f"{m['sample_s']:>5.1f} s  NFE {m['protocol']['nfe']:>4}  -> {m['grid']}")

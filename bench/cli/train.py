@@ -70,13 +70,15 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from hdfm_bench.sampling.live import grid_hook
     from hdfm_bench.training import train
     from hdfm_bench.training.distributed import end_group, start_torchrun
 
     cfg = _config_from_args(args)
     rank, _ = start_torchrun()  # under torchrun: one process per rank, DistributedDataParallel
     with TERMINATION.training():
-        res = train(cfg, progress=not args.no_progress and rank == 0, should_stop=TERMINATION.should_stop)
+        res = train(cfg, progress=not args.no_progress and rank == 0, should_stop=TERMINATION.should_stop,
+                    on_checkpoint=grid_hook(cfg.run_dir()))
     end_group()
     if rank:
         return 0

@@ -50,6 +50,7 @@ DOCS = {
     "compile": "torch.compile the backbone (inductor; the numbers do not change beyond float noise)",
     "workers": "DataLoader worker processes for streamed tasks (image folders, zips)",
     "log_every": "read the loss back from the device (and check it) every this many steps",
+    "tb": "TensorBoard event files in RUN/tb/ (loss, lr, grad norm, speed, a sample grid per checkpoint)",
     "out_dir": "folder holding run directories",
 }
 
@@ -95,9 +96,10 @@ class RunConfig:
     compile: bool = False
     workers: int = 2
     log_every: int = 10
+    tb: bool = True           # TensorBoard event files (training.tblog); never changes a number
 
     RUN_ID_EXCLUDES: typing.ClassVar[tuple] = ("checkpoint_every", "keep_every", "device", "out_dir", "compile",
-                                               "workers", "log_every")
+                                               "workers", "log_every", "tb")
     #: fields added later: part of the run id only when not at their default, so earlier ids stay valid
     RUN_ID_LATER: typing.ClassVar[dict] = {"backend": "torch", "bf16_on_cpu": False, "plugins": []}
 

@@ -1,8 +1,9 @@
 """A run directory: the file names inside it and its run record (``run.json``).
 
 ``runs/<run id>/`` holds ``checkpoint.pt`` (the latest checkpoint), ``run.json`` (status,
-budget, history, where each invocation started) and ``samples/`` (what ``hdfm-bench sample``
-writes). Every module names these files through the constants here.
+budget, history, where each invocation started), ``samples/`` (what ``hdfm-bench sample``
+writes) and ``tb/`` (TensorBoard event files, ``training.tblog``). Every module names these files
+through the constants here.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ RECORD_FILE = "run.json"
 SAMPLES_DIR = "samples"
 #: copies of the checkpoint kept along training (``keep_every``): checkpoints/step-0000300.pt
 KEPT_DIR = "checkpoints"
+TB_DIR = "tb"  # TensorBoard event files (training.tblog)
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:

@@ -18,10 +18,12 @@ from typing import Any
 import torch
 
 from hdfm_bench.core import plugins
+from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.io import write_with
 from hdfm_bench.sampling.generate import Generator
 from hdfm_bench.sampling.output import SampleWriter
 from hdfm_bench.tasks import unit_to_u8
+from hdfm_bench.training import TrainLog
 
 from .metrics.errors import MetricError
 from .metrics.features import METRICS, Extractor, Features, check_metrics, metrics_from_features
@@ -257,6 +259,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, m
                 evaluate_shard(ev, k, folder, progress=progress, writer=writer)
             parts = load_shards(ev, folder)
         rows = ev.rows(parts, method=method)
+        log_rows(run_dir, ev.gen.config, rows)
         if writer is not None:
             writer.close()
             writer = None
@@ -339,8 +342,28 @@ def merge_shards(run_dir: str | Path, settings: EvalSettings, folder: str | Path
                  trajectory_n: int = TRAJECTORY_N) -> tuple[list[dict], str]:
     """The rows of a sharded evaluation whose shard files are all in ``folder``; (rows, eval key)."""
     ev = Evaluation(run_dir, settings, trajectory_n=trajectory_n)
-    return ev.rows(load_shards(ev, folder), method=method), ev.key
+    rows = ev.rows(load_shards(ev, folder), method=method)
+    log_rows(run_dir, ev.gen.config, rows)
+    return rows, ev.key
 
 
-__all__ = ["Evaluation", "Part", "evaluate_run", "evaluate_shard", "merge_shards", "load_shards", "missing_shards",
-           "shard_file", "SHARDS_DIR"]
+def log_rows(run_dir: str | Path, cfg: RunConfig, rows: list[dict]) -> None:
+    """A checkpoint's metrics in the run's TensorBoard log (``RunConfig.tb``), at the checkpoint's step:
+    ``eval/<metric>/<sampler>-nfe<N>-cfg<w>-ema<d>-n<n>``, one curve per sampling protocol (the rows
+    of one step along a trajectory or per band are left to the store)."""
+    if not cfg.tb or not rows:
+        return
+    log = TrainLog(run_dir)
+    try:
+        for r in rows:
+            p = r["protocol"]
+            if "t" in p or "band" in p:
+                continue
+            setting = f"{p['sampler']}-nfe{p['nfe']}-cfg{p['cfg_scale']:g}-ema{p['ema'] or 'raw'}-n{p['n_gen']}"
+            log.scalars("eval", int(r["checkpoint_step"]), {f"{r['metric']}/{setting}": r["value"]})
+    finally:
+        log.close()
+
+
+__all__ = ["Evaluation", "Part", "evaluate_run", "log_rows", "evaluate_shard", "merge_shards", "load_shards",
+           "missing_shards", "shard_file", "SHARDS_DIR"]

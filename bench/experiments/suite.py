@@ -29,6 +29,7 @@ from hdfm_bench.evaluation.evaluate import evaluate_run
 from hdfm_bench.evaluation.protocol import TABLE_METRICS, EvalSettings
 from hdfm_bench.evaluation.store import FILE_NAME, ResultStore
 from hdfm_bench.methods import recipe
+from hdfm_bench.sampling.live import grid_hook
 from hdfm_bench.sampling.output import write_samples
 from hdfm_bench.training import protocols, train
 
@@ -54,7 +55,8 @@ CFG_SCALE = 3.0
 
 
 def configs(quick: bool = False, out_dir: str = "runs", methods: list[str] | None = None,
-            backend: str = "torch", compile: bool = False, protocol: str = "shared") -> dict[str, RunConfig]:
+            backend: str = "torch", compile: bool = False, protocol: str = "shared",
+            tb: bool = True) -> dict[str, RunConfig]:
     """The run config of every chosen method under ``protocol`` (training.protocols)."""
     chosen = methods or list(METHODS)
     for m in chosen:
@@ -63,14 +65,14 @@ def configs(quick: bool = False, out_dir: str = "runs", methods: list[str] | Non
     extra = QUICK if quick else FULL
     return {m: RunConfig.from_mapping({**BUDGET, **extra, **METHODS[m],
                                        **protocols.overrides(m, protocol, PATH_PARAMS[m]), "out_dir": out_dir,
-                                       "backend": backend, "compile": compile}, source="suite")
+                                       "backend": backend, "compile": compile, "tb": tb}, source="suite")
             for m in chosen}
 
 
 def run_suite(quick: bool = False, results: str | Path = "results/suite", out_dir: str = "runs",
               methods: list[str] | None = None, n_samples: int = 100, n_eval: int | None = None,
               backend: str = "torch", compile: bool = False, termination: Termination | None = None,
-              protocol: str = "shared") -> dict:
+              protocol: str = "shared", tb: bool = True) -> dict:
     """Train (or resume), sample and evaluate every method; write grids, the table and the plots.
 
     ``protocol``: ``shared`` (one backbone for all) or ``native`` (each method's paper recipe; rows
@@ -82,8 +84,9 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
     invocation to the next (two compiled 40-step trainings differ by ~1e-7, which Blurring Diffusion's
     and IHDM's samplers carry to ~0.1 and ~1 FID), while eager training and sampling are bit-equal run
     to run, so the committed suite is reproduced exactly (``run --check``).
-    ``termination``: SIGTERM stops training at a step boundary with a checkpoint (core.signals)."""
-    cfgs = configs(quick, out_dir, methods, backend, compile, protocol)
+    ``termination``: SIGTERM stops training at a step boundary with a checkpoint (core.signals).
+    ``tb``: TensorBoard event files in each run (``tensorboard --logdir runs/``; changes no number)."""
+    cfgs = configs(quick, out_dir, methods, backend, compile, protocol, tb)
     scope = termination.training if termination is not None else contextlib.nullcontext
     should_stop = termination.should_stop if termination is not None else None
     n_eval = n_eval or (100 if quick else 500)  # --quick: a first look in under 3 minutes
@@ -99,7 +102,7 @@ def run_suite(quick: bool = False, results: str | Path = "results/suite", out_di
             bar.set_description(f"suite: training {name}")
             t0 = time.perf_counter()
             with scope():
-                res = train(cfg, progress=False, should_stop=should_stop,
+                res = train(cfg, progress=False, should_stop=should_stop, on_checkpoint=grid_hook(cfg.run_dir()),
                             on_step=lambda s, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}")))
             done_steps += cfg.steps
             bar.update(done_steps - bar.n)  # steps a resumed run did not redo

@@ -15,6 +15,7 @@ from hdfm_bench.core.threads import set_threads
 from hdfm_bench.evaluation.evaluate import Evaluation, evaluate_run, evaluate_shard, load_shards, missing_shards
 from hdfm_bench.evaluation.protocol import EvalSettings
 from hdfm_bench.evaluation.store import ResultStore
+from hdfm_bench.sampling.live import grid_hook
 from hdfm_bench.training import Preempted, train
 
 from . import submitit_adapter as adapter
@@ -129,7 +130,8 @@ class SweepJob:
         try:
             if self.train:
                 try:
-                    result = train(cfg, progress=False, should_stop=lambda: flag.is_set() or watch.is_set())
+                    result = train(cfg, progress=False, should_stop=lambda: flag.is_set() or watch.is_set(),
+                                   on_checkpoint=grid_hook(cfg.run_dir()))
                     summary["starts"] = result.record.get("starts")
                     summary["weights"] = weights_digest(result.model)
                 except Preempted:

@@ -26,12 +26,14 @@ from .build import build
 from .checkpoint import check_not_older, checkpoint_payload, keep_checkpoint, load_own_checkpoint
 from .distributed import rank_and_world
 from .records import budget, non_finite_failure, owned_run, record, record_done, record_start
-from .rules import Interrupted, Preempted, TrainResult, batch_indices, ema_decay
+from .rules import Interrupted, Preempted, TrainResult, batch_indices, ema_decay, lr_at
+from .tblog import TrainLog
 
 
 def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
               on_step: Callable[[int, float], None] | None = None,
-              should_stop: Callable[[], bool] | None = None):
+              should_stop: Callable[[], bool] | None = None,
+              on_checkpoint: Callable[[int, TrainLog], None] | None = None):
     """Train (or resume) ``cfg`` with the JAX backend; same contract and outputs as ``hdfm_bench.training.train``."""
     if rank_and_world()[1] > 1:
         raise ValueError("backend jax: data-parallel (multi-process) training is torch-only")
@@ -40,15 +42,16 @@ def train_jax(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = No
     run_dir = cfg.run_dir()
     with owned_run(run_dir, cfg):
         return _train_owned(cfg, task, path, objective, torch_model, model, run_dir, progress=progress,
-                            stop_at=stop_at, on_step=on_step, should_stop=should_stop)
+                            stop_at=stop_at, on_step=on_step, should_stop=should_stop, on_checkpoint=on_checkpoint)
 
 
 def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, progress, stop_at, on_step,
-                 should_stop):
+                 should_stop, on_checkpoint):
     """The JAX loop inside the run's lock (records.owned_run)."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
+    import optax
     from tqdm.auto import tqdm
 
     from hdfm_bench.methods import validation
@@ -85,12 +88,16 @@ def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, pro
     def save_checkpoint(step: int) -> None:
         leaves = jax.tree_util.tree_leaves(opt_state)
         check_not_older(ck, step)
+        log.flush()  # every logged step up to this checkpoint is on disk before it is (see tblog)
         ckpt.save(ck, checkpoint_payload(cfg, step, model=state_dict(model),
                                          ema={d: state_dict(e) for d, e in emas.items()}, ema_updates=ema_updates,
                                          optimizer={"leaves": [torch.from_numpy(np.array(v)) for v in leaves]},
                                          rng={"generator": gen.get_state()}, history=history, wall_time=wall))
         record(run_dir, cfg, step=step)
         keep_checkpoint(run_dir, cfg, step)
+        if on_checkpoint is not None:
+            on_checkpoint(step, log)
+            log.flush()
 
     @eqx.filter_jit
     def train_step(model, opt_state, emas, decays, x, y, step):
@@ -110,12 +117,13 @@ def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, pro
         model = eqx.apply_updates(model, updates)
         emas = [jax.tree_util.tree_map(lambda e, p, d=decays[i]: e + (1 - d) * (p - e), ema, model)
                 for i, ema in enumerate(emas)]
-        return model, opt_state, emas, loss
+        return model, opt_state, emas, loss, optax.global_norm(grads)
 
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=f"{cfg.run_id()} [jax]", unit="step",
                dynamic_ncols=True, leave=False)
     last_finite = history[-1][1] if history else float("nan")
     order = list(cfg.ema_decays)
+    log = TrainLog(run_dir, cfg.tb, start)
     try:
         with validation(False):  # traced arrays: the loss itself is checked every step
             for step in range(start, cfg.steps):
@@ -138,6 +146,8 @@ def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, pro
                 emas, ema_updates, last_finite = dict(zip(order, ema_list)), ema_updates + 1, loss
                 history.append([step + 1, loss])
                 wall += time.perf_counter() - t0
+                log.steps(step + 1, [(loss, lr_at(cfg.lr, cfg.warmup, step), float(new[4]))],
+                          time.perf_counter() - t0, cfg.batch_size)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
                 if on_step is not None:
@@ -149,6 +159,7 @@ def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, pro
                     raise Preempted(step + 1)
     finally:
         bar.close()
+        log.close()
     rec = record_done(run_dir, cfg, spent, wall, history)
     ema_models = {}
     for d, e in emas.items():

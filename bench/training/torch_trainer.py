@@ -43,6 +43,7 @@ from .data import StepBatches, batch_loader, next_batch
 from .distributed import RankFailure, check_divisible, mean_over_ranks, rank_and_world, timeout_s
 from .records import budget, non_finite_failure, owned_run, record, record_done, record_start
 from .rules import Interrupted, Preempted, TrainingFailed, TrainResult, batch_indices, ema_decay, lr_at
+from .tblog import TrainLog
 
 
 class EMA:
@@ -71,14 +72,16 @@ class EMA:
 
 def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = None,
                 on_step: Callable[[int, float], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> TrainResult:
+                should_stop: Callable[[], bool] | None = None,
+                on_checkpoint: Callable[[int, TrainLog], None] | None = None) -> TrainResult:
     """Train (or resume) the run of ``cfg``; returns the model, its EMAs and the run record.
 
     Re-running an identical config resumes from its last checkpoint; a finished run returns at
     once. ``stop_at`` raises :class:`Interrupted` before that step (a simulated kill).
     ``should_stop`` is polled after every step (with several processes: at every loss read-back):
     when true, the trainer writes a checkpoint of that step and raises :class:`Preempted`.
-    ``on_step(step, loss)`` is called for every step, at the read-backs.
+    ``on_step(step, loss)`` is called for every step, at the read-backs; ``on_checkpoint(step, log)``
+    after each checkpoint of rank 0, with the run's TensorBoard log (:mod:`.tblog`; e.g. a sample grid).
 
     Inside a torch.distributed group of W processes (data parallel, e.g. one per GPU of a Slurm
     job), rank r trains on rows [r B/W, (r+1) B/W) of each global batch, DistributedDataParallel
@@ -134,12 +137,16 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
             if device.type == "cuda":
                 rng["cuda"] = torch.cuda.get_rng_state()
             check_not_older(ck, step)
+            log.flush()  # every logged step up to this checkpoint is on disk before it is (see tblog)
             ckpt.save(ck, checkpoint_payload(cfg, step, model=model.state_dict(),
                                              ema={d: e.model.state_dict() for d, e in emas.items()},
                                              ema_updates=next(iter(emas.values())).updates, optimizer=opt.state_dict(),
                                              rng=rng, history=history, wall_time=wall))
             record(run_dir, cfg, step=step)  # after the checkpoint exists: status reads progress here
             keep_checkpoint(run_dir, cfg, step)
+            if on_checkpoint is not None:
+                on_checkpoint(step, log)
+                log.flush()
 
         conditional = cfg.conditional and task.num_classes > 0  # unconditional data trains unconditionally
         null = task.num_classes if conditional else None
@@ -157,19 +164,20 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
         bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=cfg.run_id(), unit="step",
                    dynamic_ncols=True, leave=False)
         last_finite = history[-1][1] if history else float("nan")
-        window: list[torch.Tensor] = []  # this rank's losses since the last read-back, on the device
+        window: list[torch.Tensor] = []  # this rank's (loss, total, grad norm) since the last read-back
+        logged_wall = wall
 
         def read_back(step: int) -> None:
             """Bring the window's losses to the host (mean over ranks), check them, log them."""
-            nonlocal last_finite
+            nonlocal last_finite, logged_wall
             if not window:
                 return
-            losses = torch.stack(window)  # (k, 2): the objective's loss and the total (with LayerSync's term)
+            losses = torch.stack(window)  # (k, 3): the objective's loss, the total (with LayerSync's term), grad norm
             if world > 1:
                 losses = mean_over_ranks(losses)
             values = losses.tolist()
             first = step + 1 - len(values)
-            for k, (v, total) in enumerate(values):
+            for k, (v, total, _) in enumerate(values):
                 if not math.isfinite(total):
                     raise non_finite_failure(run_dir, cfg, first + k, last_finite, write=leader)
                 last_finite = v
@@ -177,9 +185,13 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
                 if on_step is not None:
                     on_step(first + k + 1, v)
             window.clear()
+            log.steps(first + 1, [(v, lr_at(cfg.lr, cfg.warmup, first + k), g if log else None)
+                                  for k, (v, _, g) in enumerate(values)], wall - logged_wall, B)
+            logged_wall = wall
             bar.update(len(values))
             bar.set_postfix(loss=f"{last_finite:.4f}")
 
+        log = TrainLog(run_dir, cfg.tb and leader, start)
         net.train()
         try:
             for step in range(start, cfg.steps):
@@ -209,12 +221,17 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
                     group["lr"] = lr_at(cfg.lr, cfg.warmup, step)
                 opt.zero_grad(set_to_none=True)
                 total.backward()  # DistributedDataParallel averages the gradients over the ranks here
+                grad_norm = None  # the global norm before clipping, for the log
                 if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                elif log:
+                    grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()
+                                                               if p.grad is not None])
                 opt.step()
                 for ema in emas.values():
                     ema.update(model)
-                window.append(torch.stack([loss.detach(), total.detach()]))
+                norm = torch.full_like(loss, math.nan) if grad_norm is None else grad_norm.detach().to(loss.dtype)
+                window.append(torch.stack([loss.detach(), total.detach(), norm]))
                 wall += time.perf_counter() - t0
                 done = step + 1
                 checkpoint_now = done % cfg.checkpoint_every == 0 or done == cfg.steps
@@ -239,6 +256,7 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
                               f"{timeout_s():g} s)") from None
         finally:
             bar.close()
+            log.close()
         net.eval()
         model.eval()
         if not leader:

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hdfm_bench.backbones.jax import twin
 from hdfm_bench.core.config import RunConfig
@@ -35,6 +36,11 @@ def test_jax_run_trains_resumes_exactly_and_loads_in_torch(tmp_path):
         train(cfg2, progress=False, stop_at=20)
     res2 = train(cfg2, progress=False)
     assert res2.record["starts"] == [0, 15]
+    # its TensorBoard curves (training.tblog) hold each step once, as the history does
+    acc = EventAccumulator(str(cfg2.run_dir() / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == [tuple(h) for h in res2.record["history"]]
+    assert [e.step for e in acc.Scalars("train/grad_norm")] == list(range(1, 41))
     for a, b in zip(res.model.state_dict().values(), res2.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
