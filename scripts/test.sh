@@ -17,6 +17,18 @@ if [ "$(id -u)" = 0 ] && [ -z "${HDFM_BENCH_NO_SLURM:-}" ]; then
     export HDFM_BENCH_SLURM_UNAVAILABLE="tests/slurm/local_cluster.sh up failed (see .slurm-ci/)"
   fi
 fi
+# a real browser for the report's page test (tests/evaluation/test_report.py): Debian's chromium and its
+# driver, installed once as the Slurm packages are; the test then runs (never skipped) wherever this could
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[test] installing chromium and chromium-driver for the report test (apt log: .browser-apt.log)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver; } > .browser-apt.log 2>&1 || echo "[test] apt-get failed; see .browser-apt.log" >&2
+  fi
+fi
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+  export HDFM_BENCH_REQUIRE_BROWSER=1
+fi
 rc=0
 .venv/bin/python -m pytest -n 2 --dist worksteal -q --durations=15 "$@" || rc=$?
 exit $rc

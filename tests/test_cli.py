@@ -22,7 +22,7 @@ from tests.helpers import assert_png
 from tests.sweeps.test_sweeps import write_spec
 
 COMMANDS = ["list", "gallery", "perf", "train", "sample", "evaluate", "score", "diagnose", "reference", "prepare",
-            "train-extractor", "table", "plot", "sweep", "status", "reproduce", "run"]
+            "train-extractor", "table", "plot", "report", "sweep", "status", "reproduce", "run"]
 #: each reproduction's options (besides -h): only those that apply to it
 REPRODUCTIONS = {
     "toy": {"--quick", "--out", "--dist", "--threads"},

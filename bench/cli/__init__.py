@@ -28,6 +28,7 @@ from . import (
     plot,
     prepare,
     reference,
+    report,
     reproduce,
     run,
     sample,
@@ -42,7 +43,7 @@ from .options import TERMINATION, add_plugin, add_threads
 
 #: the commands in the order ``--help`` lists them
 COMMANDS = (listing, gallery, perf, train, sample, evaluate, score, diagnose, reference, prepare, train_extractor,
-            table, plot, sweep, status, reproduce, run)
+            table, plot, report, sweep, status, reproduce, run)
 #: the commands that compute nothing: they set no thread count
 LIGHT = (listing.cmd_list, status.cmd_status)
 

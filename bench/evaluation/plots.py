@@ -63,6 +63,18 @@ def plot_metric_vs_nfe(df: pd.DataFrame, dest: str | Path, metric: str = "fid") 
     return save_figure(fig, dest)
 
 
+def plot_metric_vs_steps(df: pd.DataFrame, dest: str | Path, metric: str = "fid") -> Path:
+    """FID (or any metric) versus training steps (the checkpoint each row measured), one line per
+    method; needs some method measured at two checkpoints or more (``keep_every``, budget sweeps)."""
+    sub = df[df["metric"] == metric].copy()
+    if sub.empty:
+        raise TableError(f"no '{metric}' rows to plot")
+    sub["step"] = pd.to_numeric(sub["checkpoint_step"], errors="coerce")
+    if sub.dropna(subset=["step"]).groupby("method")["step"].nunique().max() < 2:
+        raise TableError(f"no method has '{metric}' rows at two training steps or more")
+    return lines_by_method(sub.dropna(subset=["step"]), "step", "value", dest, "training steps", metric)
+
+
 def plot_band_ratios(df: pd.DataFrame, dest: str | Path) -> Path:
     """Per-band spectral ratios (generated / reference), one bar group per band."""
     plt, sns = pyplot()
@@ -145,7 +157,9 @@ def plot_diagnosis(d: dict, dest: str | Path) -> Path:
 
 
 #: the figures ``hdfm-bench plot`` draws from a store (``losses`` reads the run records instead)
-PLOTS = {"fid_vs_nfe": plot_metric_vs_nfe, "band_ratios": plot_band_ratios, "trajectory": plot_trajectory}
+PLOTS = {"fid_vs_nfe": plot_metric_vs_nfe, "fid_vs_steps": plot_metric_vs_steps, "band_ratios": plot_band_ratios,
+         "trajectory": plot_trajectory}
 
-__all__ = ["pyplot", "save_figure", "plot_metric_vs_nfe", "plot_band_ratios", "plot_trajectory", "plot_losses",
+__all__ = ["pyplot", "save_figure", "plot_metric_vs_nfe", "plot_metric_vs_steps", "plot_band_ratios",
+           "plot_trajectory", "plot_losses",
            "plot_run_losses", "plot_diagnosis", "PLOTS"]

@@ -6,6 +6,7 @@ different protocols in one column, naming the field that differs.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -147,6 +148,63 @@ def aggregate(df: pd.DataFrame, row: str = "method", column: str = "metric",
     return pd.DataFrame(out)
 
 
+@dataclasses.dataclass
+class Table:
+    """The cells of a paper-style table, before any format: ``body`` holds one line per row — (label,
+    flagged for another budget, cells) — and each cell is None (no rows) or (text, best of its column)."""
+
+    row: str
+    columns: list[str]
+    body: list[tuple[str, bool, list[tuple[str, bool] | None]]]
+    aggregated: pd.DataFrame
+    warnings: list[str]
+    seeds: tuple[int, int]  # the fewest and the most seeds of a cell
+
+
+def table_cells(df: pd.DataFrame, row: str = "method", column: str = "metric", columns: Sequence[str] | None = None,
+                allow_mixed: bool = False, digits: int = 4, split: bool = False, pm: str = "±") -> Table:
+    """What :func:`make_table` prints, as cells: "mean ± std (best seed)" per row and column (the mean
+    alone for one seed), the best mean of each column marked. Refuses what make_table refuses."""
+    if df.empty:
+        raise TableError("no results to tabulate")
+    if columns:
+        missing = [c for c in columns if c not in set(df[column])]
+        if missing:
+            raise TableError(f"no rows for column(s) {', '.join(missing)}; have {', '.join(sorted(set(df[column])))}")
+        df = df[df[column].isin(columns)]
+    warnings = check_protocols(df, column, allow_mixed)
+    df = separate_settings(df, row, column, split)
+    agg = aggregate(df, row, column)
+    cols = list(columns or dict.fromkeys(agg[column]))
+    flagged = {str(m) for m in budget_outliers(df, column)[0]}
+    best = {c: min(agg[agg[column] == c]["mean"], key=lambda v: _badness(c, v)) for c in cols}
+    body = []
+    for r in dict.fromkeys(agg[row]):
+        cells: list[tuple[str, bool] | None] = []
+        for c in cols:
+            cell = agg[(agg[row] == r) & (agg[column] == c)]
+            if cell.empty:
+                cells.append(None)
+                continue
+            m, sd, n, b = (cell[k].iloc[0] for k in ("mean", "std", "n_seeds", "best"))
+            cells.append((f"{m:.{digits}g}" + (f" {pm} {sd:.2g} (best {b:.{digits}g})" if n > 1 else ""),
+                          bool(m == best[c])))
+        body.append((str(r), str(r) in flagged, cells))
+    seeds = sorted(set(agg["n_seeds"]))
+    return Table(row, cols, body, agg, warnings, (int(seeds[0]), int(seeds[-1])))
+
+
+def seeds_note(table: Table, pm: str = "±") -> str:
+    """What the spread and the best of the cells are taken over (EDM's seed ritual, made explicit);
+    empty when every cell is one seed."""
+    lo, hi = table.seeds
+    if hi <= 1:
+        return ""
+    over = f"{lo}" if lo == hi else f"{lo}–{hi}"
+    return (f"Cells: mean {pm} std over {over} seeds — distinct (training run, sampling seed) pairs, each "
+            "sampling seed its own range of image seeds — and (best …) = the best of them.")
+
+
 def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", column: str = "metric",
                columns: Sequence[str] | None = None, allow_mixed: bool = False,
                digits: int = 4, split: bool = False) -> tuple[str, list[str]]:
@@ -161,45 +219,18 @@ def make_table(df: pd.DataFrame, fmt: str = "markdown", row: str = "method", col
 
     if fmt not in FORMATS:
         raise TableError(f"unknown table format '{fmt}'; known: {', '.join(FORMATS)}")
-    if df.empty:
-        raise TableError("no results to tabulate")
-    if columns:
-        missing = [c for c in columns if c not in set(df[column])]
-        if missing:
-            raise TableError(f"no rows for column(s) {', '.join(missing)}; have {', '.join(sorted(set(df[column])))}")
-        df = df[df[column].isin(columns)]
-    warnings = check_protocols(df, column, allow_mixed)
-    df = separate_settings(df, row, column, split)
-    agg = aggregate(df, row, column)
-    cols = list(columns or dict.fromkeys(agg[column]))
-    rows = list(dict.fromkeys(agg[row]))
-    flagged = {str(m) for m in budget_outliers(df, column)[0]}
-    best = {c: min(agg[agg[column] == c]["mean"], key=lambda v: _badness(c, v)) for c in cols}
+    pm = "±" if fmt != "latex" else "$\\pm$"
+    t = table_cells(df, row, column, columns, allow_mixed, digits, split, pm)
     if fmt == "csv":
-        return agg.to_csv(index=False), warnings
+        return t.aggregated.to_csv(index=False), t.warnings
     bold = (lambda s: f"**{s}**") if fmt == "markdown" else (lambda s: f"\\textbf{{{s}}}")
-    pm = "±" if fmt == "markdown" else "$\\pm$"
-    body = []
-    for r in rows:
-        line = [f"{r}{' †' if str(r) in flagged else ''}"]
-        for c in cols:
-            cell = agg[(agg[row] == r) & (agg[column] == c)]
-            if cell.empty:
-                line.append("—")
-                continue
-            m, s, n = cell["mean"].iloc[0], cell["std"].iloc[0], cell["n_seeds"].iloc[0]
-            b = cell["best"].iloc[0]
-            text = f"{m:.{digits}g}" + (f" {pm} {s:.2g} (best {b:.{digits}g})" if n > 1 else "")
-            line.append(bold(text) if m == best[c] else text)
-        body.append(line)
-    table = tabulate(body, headers=[row] + cols, tablefmt="github" if fmt == "markdown" else "latex_raw")
-    seeds = sorted(set(agg["n_seeds"]))
-    if seeds[-1] > 1:  # say what the spread and the best are taken over (EDM's seed ritual, made explicit)
-        over = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
-        note = (f"Cells: mean {pm} std over {over} seeds — distinct (training run, sampling seed) pairs, each "
-                "sampling seed its own range of image seeds — and (best …) = the best of them.")
+    body = [[f"{label}{' †' if flagged else ''}"] + ["—" if c is None else bold(c[0]) if c[1] else c[0] for c in cells]
+            for label, flagged, cells in t.body]
+    table = tabulate(body, headers=[row] + t.columns, tablefmt="github" if fmt == "markdown" else "latex_raw")
+    note = seeds_note(t, pm)
+    if note:
         table += ("\n\n" + note) if fmt == "markdown" else ("\n% " + note)
-    return table, warnings
+    return table, t.warnings
 
 
 def parse_seeds(text: str, option: str = "--select-seeds") -> tuple[int, ...]:
@@ -321,6 +352,6 @@ def best_setting_report(table: str, grid: pd.DataFrame, axes: Sequence[str], sel
             + selection_grid(grid, axes, metric, fmt))
 
 
-__all__ = ["FORMATS", "MUST_MATCH", "SAME_SETTING", "TableError", "separate_settings",
-           "check_protocols", "aggregate", "make_table", "protocol_frame", "best_settings", "parse_seeds",
+__all__ = ["FORMATS", "MUST_MATCH", "SAME_SETTING", "TableError", "separate_settings", "Table", "table_cells",
+           "seeds_note", "check_protocols", "aggregate", "make_table", "protocol_frame", "best_settings", "parse_seeds",
            "selection_grid", "choose_settings", "setting_label", "check_selection", "best_setting_report"]
