@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     add_set(p, "with a spec: the [base] overrides it ran with")
     p.add_argument("--out", default="report", help="the report folder (default: %(default)s)")
     p.add_argument("--title", default=None, help="the page's title (default: names the source)")
+    p.add_argument("--method", action="append", help="only the rows of this method label (repeatable; default: all)")
     p.add_argument("--metric", action="append", help="table column (repeatable; default: the table metrics present)")
     p.add_argument("--allow-mixed", action="store_true", help="tabulate columns whose protocols differ anyway")
     p.add_argument("--split", action="store_true", help="rows measured with different settings become separate rows")
@@ -59,6 +60,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         best = {"axes": axes, "select": select, "report": report, "metric": args.select_metric,
                 "select_text": args.select_seeds, "report_text": args.report_seeds}
     df, images = _source(args)
+    if args.method:
+        unknown = sorted(set(args.method) - set(df["method"]))
+        if unknown:
+            raise ValueError(f"no rows of method {unknown[0]!r} in {args.source}; have "
+                             f"{', '.join(map(repr, dict.fromkeys(df['method'])))}")
+        df = df[df["method"].isin(args.method)]
     metrics = args.metric or [m for m in TABLE_METRICS if m in set(df["metric"])]
     page = write_report(df, args.out, source=args.source, images=images, columns=metrics or None, best=best,
                         allow_mixed=args.allow_mixed, split=args.split, title=args.title)

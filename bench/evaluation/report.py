@@ -96,6 +96,7 @@ def write_report(df: pd.DataFrame, out: str | os.PathLike, *, source: str, image
     grid = None
     if best:
         df, grid = tables.best_settings(df, best["axes"], best["select"], best["report"], metric=best["metric"])
+    drawn_from = df  # the figures follow each method across settings (e.g. its checkpoints): not split
     df = tables.separate_settings(df, "method", "metric", split)
     table = tables.table_cells(df, columns=columns, allow_mixed=allow_mixed, split=split)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE.parent), autoescape=True,
@@ -104,7 +105,7 @@ def write_report(df: pd.DataFrame, out: str | os.PathLike, *, source: str, image
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         (tmp / "figures").mkdir(parents=True)
-        figures, skipped = _figures(df, tmp / "figures")
+        figures, skipped = _figures(drawn_from, tmp / "figures")
         shown = []
         if images:
             (tmp / "images").mkdir()
