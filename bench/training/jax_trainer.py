@@ -95,9 +95,6 @@ def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, pro
                                          rng={"generator": gen.get_state()}, history=history, wall_time=wall))
         record(run_dir, cfg, step=step)
         keep_checkpoint(run_dir, cfg, step)
-        if on_checkpoint is not None:
-            on_checkpoint(step, log)
-            log.flush()
 
     @eqx.filter_jit
     def train_step(model, opt_state, emas, decays, x, y, step):
@@ -153,8 +150,12 @@ def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, pro
                 if on_step is not None:
                     on_step(step + 1, loss)
                 stop = should_stop is not None and should_stop()
-                if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stop:
+                periodic = (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps
+                if periodic or stop:
                     save_checkpoint(step + 1)
+                if periodic and on_checkpoint is not None:  # not at a stop: it must be quick
+                    on_checkpoint(step + 1, log)
+                    log.flush()
                 if stop and step + 1 < cfg.steps:
                     raise Preempted(step + 1)
     finally:

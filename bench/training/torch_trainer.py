@@ -81,7 +81,8 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
     ``should_stop`` is polled after every step (with several processes: at every loss read-back):
     when true, the trainer writes a checkpoint of that step and raises :class:`Preempted`.
     ``on_step(step, loss)`` is called for every step, at the read-backs; ``on_checkpoint(step, log)``
-    after each checkpoint of rank 0, with the run's TensorBoard log (:mod:`.tblog`; e.g. a sample grid).
+    after each periodic (and the final) checkpoint of rank 0 — not after one written to stop — with the
+    run's TensorBoard log (:mod:`.tblog`; e.g. a sample grid).
 
     Inside a torch.distributed group of W processes (data parallel, e.g. one per GPU of a Slurm
     job), rank r trains on rows [r B/W, (r+1) B/W) of each global batch, DistributedDataParallel
@@ -144,9 +145,6 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
                                              rng=rng, history=history, wall_time=wall))
             record(run_dir, cfg, step=step)  # after the checkpoint exists: status reads progress here
             keep_checkpoint(run_dir, cfg, step)
-            if on_checkpoint is not None:
-                on_checkpoint(step, log)
-                log.flush()
 
         conditional = cfg.conditional and task.num_classes > 0  # unconditional data trains unconditionally
         null = task.num_classes if conditional else None
@@ -245,6 +243,9 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
                         stop = bool(mean_over_ranks(torch.tensor(flag, device=device)) > 0)
                 if checkpoint_now or stop:
                     save_checkpoint(done)
+                if checkpoint_now and leader and on_checkpoint is not None:  # not at a stop: it must be quick
+                    on_checkpoint(done, log)
+                    log.flush()
                 if stop and done < cfg.steps:
                     raise Preempted(done)
         except RuntimeError as err:

@@ -54,8 +54,8 @@ def test_the_weights_are_the_pinned_file(inception):
 def photos(inception):
     """Crops of two photos and noise, and their features: computed once for both tests below (the
     forward passes are what costs)."""
-    images = {"china": _crops("china.jpg", 48, seed=4), "china_b": _crops("china.jpg", 24, seed=2),
-              "flower": _crops("flower.jpg", 48, seed=5),
+    images = {"china": _crops("china.jpg", 32, seed=4), "china_b": _crops("china.jpg", 24, seed=2),
+              "flower": _crops("flower.jpg", 32, seed=5),
               "noise": torch.randint(0, 256, (24, 3, 64, 64), generator=torch.Generator().manual_seed(0),
                                      dtype=torch.uint8)}
     return images, {k: inception.features(v) for k, v in images.items()}
@@ -150,7 +150,7 @@ def test_clean_resize_and_fid_equal_the_clean_fid_package(inception, clean, tmp_
     from cleanfid.resize import make_resizer
     from PIL import Image
 
-    sets = {"china": _crops("china.jpg", 24, seed=4), "flower": _crops("flower.jpg", 24, seed=5)}
+    sets = {"china": _crops("china.jpg", 16, seed=4), "flower": _crops("flower.jpg", 16, seed=5)}
     theirs = make_resizer("PIL", False, "bicubic", (299, 299))  # what clean-fid's mode="clean" builds
     x = sets["china"][:4]
     want = np.stack([theirs(img.permute(1, 2, 0).numpy()) for img in x]).transpose(0, 3, 1, 2)

@@ -20,7 +20,7 @@ torch-fidelity classes, :mod:`.domain_cnn` the domain classifier):
   in GAN Evaluation", CVPR 2022) instead of the TF1 bilinear one: FIDs comparable with clean-fid's
   ``mode="clean"``. The resize is part of the extractor's identity: its hash is that of the weights
   *and* the resize, so a table refuses to put its rows beside ``inception-offline`` ones (the FIDs
-  differ by the resize alone; ``--allow-mixed`` overrides).
+  differ by the resize alone; ``--allow-mixed`` overrides; docs/methods.md §10.1).
 * ``inception`` — torch-fidelity's own ``inception-v3-compat`` with local weights given by
   ``$HDFM_BENCH_INCEPTION_WEIGHTS`` (or an argument); no download.
 
