@@ -1,6 +1,6 @@
 """What a running training shows of itself in TensorBoard beyond its scalars: a sample grid at each
-checkpoint (``train(..., on_checkpoint=grid_hook(run_dir))``; the trainers call it on rank 0 only, at
-each periodic and the final checkpoint, not at one written to stop, which must be quick).
+kept checkpoint (``train(..., on_checkpoint=grid_hook(run_dir))``; the trainers call it on rank 0
+only, at each ``keep_every`` checkpoint and the final one, never at one written to stop).
 
 The grid is drawn from the checkpoint just written, with the run's default sampling settings
 (:class:`~.settings.SamplingSettings`: the method's own sampler and steps, no guidance, the raw

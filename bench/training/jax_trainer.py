@@ -26,7 +26,7 @@ from .build import build
 from .checkpoint import check_not_older, checkpoint_payload, keep_checkpoint, load_own_checkpoint
 from .distributed import rank_and_world
 from .records import budget, non_finite_failure, owned_run, record, record_done, record_start
-from .rules import Interrupted, Preempted, TrainResult, batch_indices, ema_decay, lr_at
+from .rules import Interrupted, Preempted, TrainResult, batch_indices, ema_decay, kept, lr_at
 from .tblog import TrainLog
 
 
@@ -153,7 +153,7 @@ def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, pro
                 periodic = (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps
                 if periodic or stop:
                     save_checkpoint(step + 1)
-                if periodic and on_checkpoint is not None:  # not at a stop: it must be quick
+                if on_checkpoint is not None and kept(cfg, step + 1):
                     on_checkpoint(step + 1, log)
                     log.flush()
                 if stop and step + 1 < cfg.steps:

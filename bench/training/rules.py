@@ -44,6 +44,13 @@ def lr_at(lr: float, warmup: int, step: Any) -> Any:
     return lr * (factor.clip(max=1.0) if hasattr(factor, "clip") else min(1.0, factor))
 
 
+def kept(cfg, step: int) -> bool:
+    """Whether the checkpoint of ``step`` is one a run keeps: a ``keep_every`` copy, or the final one.
+    What a trainer's ``on_checkpoint`` sees (a sample grid is drawn there): not every periodic
+    checkpoint, which may come every few steps, and never one written to stop, which must be quick."""
+    return step == cfg.steps or bool(cfg.keep_every and step % cfg.keep_every == 0)
+
+
 def ema_decay(decay: float, updates: int) -> float:
     """The EMA decay used at update n: min(d, (1 + n)/(10 + n)) (k-diffusion's warm-up), so short
     runs get a useful average early."""

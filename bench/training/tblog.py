@@ -3,9 +3,9 @@
 What a trainer logs, at each loss read-back (``log_every``), for every step of the window:
 ``train/loss``, ``train/lr`` and ``train/grad_norm`` (the global norm before clipping); per window
 ``train/seconds_per_step`` and ``train/images_per_s`` (compute time only, as ``wall_time_s``); a
-``samples`` grid at each checkpoint (``sampling.live``) and ``eval/…`` metrics when ``evaluate``
-measures a checkpoint (at that checkpoint's step). Steps count optimizer updates done, as
-``run.json``'s history.
+``samples`` grid at each kept checkpoint and the final one (``sampling.live``, ``rules.kept``) and
+``eval/…`` metrics when ``evaluate`` measures a checkpoint (at that checkpoint's step). Steps count
+optimizer updates done, as ``run.json``'s history.
 
 Resume: events are flushed before every checkpoint is written, so everything up to a checkpoint is
 on disk when it is; a resumed process opens its writer with ``purge_step = start + 1``, whose

@@ -42,7 +42,7 @@ from .checkpoint import check_not_older, checkpoint_payload, keep_checkpoint, lo
 from .data import StepBatches, batch_loader, next_batch
 from .distributed import RankFailure, check_divisible, mean_over_ranks, rank_and_world, timeout_s
 from .records import budget, non_finite_failure, owned_run, record, record_done, record_start
-from .rules import Interrupted, Preempted, TrainingFailed, TrainResult, batch_indices, ema_decay, lr_at
+from .rules import Interrupted, Preempted, TrainingFailed, TrainResult, batch_indices, ema_decay, kept, lr_at
 from .tblog import TrainLog
 
 
@@ -81,8 +81,8 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
     ``should_stop`` is polled after every step (with several processes: at every loss read-back):
     when true, the trainer writes a checkpoint of that step and raises :class:`Preempted`.
     ``on_step(step, loss)`` is called for every step, at the read-backs; ``on_checkpoint(step, log)``
-    after each periodic (and the final) checkpoint of rank 0 — not after one written to stop — with the
-    run's TensorBoard log (:mod:`.tblog`; e.g. a sample grid).
+    on rank 0 after each kept checkpoint (``keep_every``) and the final one (:func:`rules.kept`) — not
+    after one written to stop — with the run's TensorBoard log (:mod:`.tblog`; e.g. a sample grid).
 
     Inside a torch.distributed group of W processes (data parallel, e.g. one per GPU of a Slurm
     job), rank r trains on rows [r B/W, (r+1) B/W) of each global batch, DistributedDataParallel
@@ -243,7 +243,7 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
                         stop = bool(mean_over_ranks(torch.tensor(flag, device=device)) > 0)
                 if checkpoint_now or stop:
                     save_checkpoint(done)
-                if checkpoint_now and leader and on_checkpoint is not None:  # not at a stop: it must be quick
+                if leader and on_checkpoint is not None and kept(cfg, done):
                     on_checkpoint(done, log)
                     log.flush()
                 if stop and done < cfg.steps:

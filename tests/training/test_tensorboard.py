@@ -22,7 +22,7 @@ from hdfm_bench.training import Interrupted, TrainLog, train
 from hdfm_bench.training.checkpoint import load
 from tests.training.helpers import cfg_for
 
-STEPS, EVERY, LOG = 60, 20, 4
+STEPS, EVERY, CKPT, LOG = 60, 20, 10, 4  # steps, keep_every (grids), checkpoint_every, log_every
 SCALARS = ("train/loss", "train/lr", "train/grad_norm", "train/seconds_per_step", "train/images_per_s")
 
 
@@ -40,7 +40,7 @@ def _curves(run_dir) -> dict[str, list]:
 
 
 def _cfg(tmp_path, name: str, **kw) -> RunConfig:
-    return cfg_for(tmp_path / name, steps=STEPS, checkpoint_every=EVERY, log_every=LOG, **kw)
+    return cfg_for(tmp_path / name, steps=STEPS, checkpoint_every=CKPT, keep_every=EVERY, log_every=LOG, **kw)
 
 
 def _slow_train(config: dict) -> None:
@@ -53,8 +53,9 @@ def _assert_same_curves(a: dict, b: dict) -> None:
     for tag in ("train/loss", "train/lr", "train/grad_norm"):
         assert [s for s, _ in a[tag]] == [s for s, _ in b[tag]] == list(range(1, STEPS + 1)), tag
         np.testing.assert_allclose([v for _, v in a[tag]], [v for _, v in b[tag]], rtol=1e-6, err_msg=tag)
+    read_backs = sorted({*range(LOG, STEPS + 1, LOG), *range(CKPT, STEPS + 1, CKPT)})  # and at checkpoints
     for tag in ("train/seconds_per_step", "train/images_per_s"):  # timings differ; their steps do not
-        assert [s for s, _ in a[tag]] == [s for s, _ in b[tag]] == list(range(LOG, STEPS + 1, LOG)), tag
+        assert [s for s, _ in a[tag]] == [s for s, _ in b[tag]] == read_backs, tag
     assert a["samples"] == b["samples"] == list(range(EVERY, STEPS + 1, EVERY))
 
 
@@ -67,15 +68,15 @@ def test_a_resumed_run_logs_each_step_once_as_an_uninterrupted_one(tmp_path):
     lrs = dict(ref["train/lr"])
     assert lrs[1] == pytest.approx(full.lr / full.warmup) and lrs[STEPS] == pytest.approx(full.lr)
 
-    # stopped in-process at step 30: steps 21-28 were logged (and flushed) after the step-20 checkpoint
+    # stopped in-process before step 27: steps 21-24 were logged (and flushed) after the step-20 checkpoint
     cut = _cfg(tmp_path, "cut")
     with pytest.raises(Interrupted):
-        train(cut, progress=False, on_checkpoint=grid_hook(cut.run_dir()), stop_at=30)
-    assert max(s for s, _ in _curves(cut.run_dir())["train/loss"]) == 28
+        train(cut, progress=False, on_checkpoint=grid_hook(cut.run_dir()), stop_at=27)
+    assert max(s for s, _ in _curves(cut.run_dir())["train/loss"]) == 24
     train(cut, progress=False, on_checkpoint=grid_hook(cut.run_dir()))
     _assert_same_curves(ref, _curves(cut.run_dir()))
 
-    # SIGKILL of a training process once its step-20 grid is on disk, then the same command again
+    # SIGKILL of a training process once its step-20 grid (the first kept checkpoint) is on disk, then resume
     killed = _cfg(tmp_path, "killed")
     proc = mp.get_context("spawn").Process(target=_slow_train, args=(killed.to_dict(),))
     proc.start()
