@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch
 from hdfm_bench.core import plugins
 from hdfm_bench.core.config import RunConfig
 from hdfm_bench.core.io import write_with
+from hdfm_bench.core.messages import one_line
 from hdfm_bench.sampling.generate import Generator
 from hdfm_bench.sampling.output import SampleWriter
 from hdfm_bench.tasks import unit_to_u8
@@ -353,7 +355,11 @@ def log_rows(run_dir: str | Path, cfg: RunConfig, rows: list[dict]) -> None:
     of one step along a trajectory or per band are left to the store)."""
     if not cfg.tb or not rows:
         return
-    log = TrainLog(run_dir)
+    try:
+        log = TrainLog(run_dir)
+    except OSError as err:  # e.g. a read-only run folder: the measurement itself must not be lost
+        print(f"note: no TensorBoard events written for {run_dir}: {one_line(err)}", file=sys.stderr)
+        return
     try:
         for r in rows:
             p = r["protocol"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import time
 
@@ -120,3 +121,14 @@ def test_a_checkpoint_grid_leaves_the_global_rng_as_it_was(tmp_path):
     log.close()
     assert torch.equal(before, torch.get_rng_state())
     assert [e.step for e in _events(cfg.run_dir()).Images("samples")] == [4]
+
+
+def test_evaluate_keeps_its_rows_when_the_events_cannot_be_written(tmp_path, capsys):
+    cfg = cfg_for(tmp_path, steps=4, checkpoint_every=4)
+    train(cfg, progress=False)
+    tb = cfg.run_dir() / TB_DIR
+    shutil.rmtree(tb)
+    tb.write_text("a file where the events folder goes")
+    rows, _ = evaluate_run(cfg.run_dir(), sampler="euler", steps=2, n=16, metrics=("fid",), trajectory_n=0)
+    assert [r["metric"] for r in rows][0] == "fid"
+    assert "no TensorBoard events written" in capsys.readouterr().err and tb.is_file()
