@@ -18,8 +18,9 @@ want=$( { sha256sum pyproject.toml; find bench methods tasks -type f ! -path '*/
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing hdfm-bench and its pinned dependencies (first time: ~2 min, ~6 GB)" >&2
   rm -rf build/__editable__.*  # links of files that no longer exist would linger
-  # --no-compile: no .pyc for all of torch & co. up front (95 s -> 64 s measured); imports compile what they use
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[dev]' \
+  # (not --no-compile: with PYTHONDONTWRITEBYTECODE set, as on these machines, every process would then
+  # compile torch from source on import — the test suite took 20 min 48 s instead of 11)
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' \
       --config-settings editable_mode=strict 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
   .venv/bin/python -c "import hdfm_bench, hdfm_bench.methods, hdfm_bench.tasks, torch, torchvision, torch_fidelity, jax" \
