@@ -114,7 +114,7 @@ def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, pro
         model = eqx.apply_updates(model, updates)
         emas = [jax.tree_util.tree_map(lambda e, p, d=decays[i]: e + (1 - d) * (p - e), ema, model)
                 for i, ema in enumerate(emas)]
-        return model, opt_state, emas, loss, optax.global_norm(grads)
+        return model, opt_state, emas, loss, optax.tree.norm(grads)
 
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=f"{cfg.run_id()} [jax]", unit="step",
                dynamic_ncols=True, leave=False)
