@@ -28,19 +28,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """Draw every asked kind (default: all) that the store has data for; name the ones skipped and why.
     Nothing drawn at all is an error."""
     from hdfm_bench.evaluation import plots
-    from hdfm_bench.evaluation.tables import TableError
 
     df = _read_store(args.store, "plot")
     out = check_output_folder(args.out_dir, "--out-dir")
     fns = {**plots.PLOTS, "losses": lambda frame, dest: plots.plot_run_losses(frame, args.runs_dir, dest)}
-    skipped = []
-    for kind in args.kind or PLOT_KINDS:
-        try:
-            print(f"wrote {fns[kind](df, out / f'{kind}.png')}")
-        except TableError as err:  # this kind has no data in the store: the others are still drawn
-            skipped.append(f"{kind} ({err})")
-    if len(skipped) == len(args.kind or PLOT_KINDS):
-        raise ValueError(f"nothing to plot from {args.store}: " + "; ".join(skipped))
-    for note in skipped:
+    drawn, skipped = plots.draw_kinds(df, out, {kind: fns[kind] for kind in args.kind or PLOT_KINDS})
+    notes = [f"{kind} ({why})" for kind, why in skipped.items()]
+    if not drawn:
+        raise ValueError(f"nothing to plot from {args.store}: " + "; ".join(notes))
+    for path in drawn.values():
+        print(f"wrote {path}")
+    for note in notes:
         print(f"note: skipped {note}", file=sys.stderr)
     return 0

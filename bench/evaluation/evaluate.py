@@ -352,7 +352,7 @@ def merge_shards(run_dir: str | Path, settings: EvalSettings, folder: str | Path
 def log_rows(run_dir: str | Path, cfg: RunConfig, rows: list[dict]) -> None:
     """A checkpoint's metrics in the run's TensorBoard log (``RunConfig.tb``), at the checkpoint's step:
     ``eval/<metric>/<sampler>-nfe<N>-cfg<w>-ema<d>-n<n>``, one curve per sampling protocol (the rows
-    of one step along a trajectory or per band are left to the store)."""
+    along a sampling trajectory, one per t, are left to the store)."""
     if not cfg.tb or not rows:
         return
     try:
@@ -363,7 +363,7 @@ def log_rows(run_dir: str | Path, cfg: RunConfig, rows: list[dict]) -> None:
     try:
         for r in rows:
             p = r["protocol"]
-            if "t" in p or "band" in p:
+            if "t" in p:
                 continue
             setting = f"{p['sampler']}-nfe{p['nfe']}-cfg{p['cfg_scale']:g}-ema{p['ema'] or 'raw'}-n{p['n_gen']}"
             log.scalars("eval", int(r["checkpoint_step"]), {f"{r['metric']}/{setting}": r["value"]})

@@ -156,10 +156,22 @@ def plot_diagnosis(d: dict, dest: str | Path) -> Path:
     return save_figure(fig, dest)
 
 
+def draw_kinds(df: pd.DataFrame, folder: str | Path, kinds: dict) -> tuple[dict[str, Path], dict[str, str]]:
+    """Draw each ``kinds[name](df, folder / "<name>.png")`` that has data; returns (the figures drawn,
+    by name; why each other one was skipped, by name: the TableError of a kind without data)."""
+    drawn, skipped = {}, {}
+    for name, draw in kinds.items():
+        try:
+            drawn[name] = draw(df, Path(folder) / f"{name}.png")
+        except TableError as err:  # this kind has no data in the rows: the others are still drawn
+            skipped[name] = str(err)
+    return drawn, skipped
+
+
 #: the figures ``hdfm-bench plot`` draws from a store (``losses`` reads the run records instead)
 PLOTS = {"fid_vs_nfe": plot_metric_vs_nfe, "fid_vs_steps": plot_metric_vs_steps, "band_ratios": plot_band_ratios,
          "trajectory": plot_trajectory}
 
 __all__ = ["pyplot", "save_figure", "plot_metric_vs_nfe", "plot_metric_vs_steps", "plot_band_ratios",
            "plot_trajectory", "plot_losses",
-           "plot_run_losses", "plot_diagnosis", "PLOTS"]
+           "plot_run_losses", "plot_diagnosis", "draw_kinds", "PLOTS"]

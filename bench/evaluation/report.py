@@ -71,17 +71,6 @@ def column_protocols(df: pd.DataFrame, columns: Sequence[str]) -> dict[str, str]
     return out
 
 
-def _figures(df: pd.DataFrame, folder: Path) -> tuple[list[dict], list[str]]:
-    drawn, skipped = [], []
-    for kind, draw in plots.PLOTS.items():
-        try:
-            path = draw(df, folder / f"{kind}.png")
-            drawn.append({"src": f"figures/{path.name}", "caption": kind.replace("_", " ")})
-        except tables.TableError as err:  # no data for this kind: named on the page
-            skipped.append(f"{kind}: {err}")
-    return drawn, skipped
-
-
 def write_report(df: pd.DataFrame, out: str | os.PathLike, *, source: str, images: Sequence[Path] = (),
                  columns: Sequence[str] | None = None, best: dict | None = None, allow_mixed: bool = False,
                  split: bool = False, title: str | None = None, notes: Sequence[str] = ()) -> Path:
@@ -105,7 +94,9 @@ def write_report(df: pd.DataFrame, out: str | os.PathLike, *, source: str, image
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         (tmp / "figures").mkdir(parents=True)
-        figures, skipped = _figures(drawn_from, tmp / "figures")
+        drawn, skipped = plots.draw_kinds(drawn_from, tmp / "figures", plots.PLOTS)  # those without data: named
+        figures = [{"src": f"figures/{p.name}", "caption": kind.replace("_", " ")} for kind, p in drawn.items()]
+        skipped = [f"{kind}: {why}" for kind, why in skipped.items()]
         shown = []
         if images:
             (tmp / "images").mkdir()

@@ -150,8 +150,7 @@ def _train_owned(cfg, task, path, objective, torch_model, model, run_dir, *, pro
                 if on_step is not None:
                     on_step(step + 1, loss)
                 stop = should_stop is not None and should_stop()
-                periodic = (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps
-                if periodic or stop:
+                if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stop:
                     save_checkpoint(step + 1)
                 if on_checkpoint is not None and kept(cfg, step + 1):
                     on_checkpoint(step + 1, log)

@@ -183,8 +183,8 @@ def train_torch(cfg: RunConfig, *, progress: bool = True, stop_at: int | None = 
                 if on_step is not None:
                     on_step(first + k + 1, v)
             window.clear()
-            log.steps(first + 1, [(v, lr_at(cfg.lr, cfg.warmup, first + k), g if log else None)
-                                  for k, (v, _, g) in enumerate(values)], wall - logged_wall, B)
+            log.steps(first + 1, [(v, lr_at(cfg.lr, cfg.warmup, first + k), g) for k, (v, _, g) in enumerate(values)],
+                      wall - logged_wall, B)
             logged_wall = wall
             bar.update(len(values))
             bar.set_postfix(loss=f"{last_finite:.4f}")
