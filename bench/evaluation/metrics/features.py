@@ -16,14 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch_fidelity.metric_fid import fid_statistics_to_metric
-from torch_fidelity.metric_kid import kid_features_to_metric
-from torch_fidelity.metric_prc import prc_features_to_metric
-from torch_fidelity.utils import create_feature_extractor
 
 from hdfm_bench.core.registry import Registry, summary_of
 
-from . import fidelity_adapters  # noqa: F401 - registers the extractors in torch-fidelity
 from .errors import MetricError
 from .extractors import get_extractor_info, resolve_extractor
 
@@ -65,6 +60,11 @@ class Extractor:
         self.hash, self.weights_path = res["hash"], res["weights_path"]
         self.layer = self.info.get("layer") or ("feat" if self.info["task"] is not None else "2048")
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # torch-fidelity (and the torchvision and torch._dynamo it imports: ~1.5 s) is imported where it is
+        # used, not by `import hdfm_bench`: every command, job and worker process would pay for it
+        from torch_fidelity.utils import create_feature_extractor
+
+        from . import fidelity_adapters  # noqa: F401 - registers the extractors in torch-fidelity
         self.module = create_feature_extractor(res["tf_name"], [self.layer], feature_extractor_weights_path=res[
             "weights_path"], cuda=self.device.type == "cuda", verbose=False).eval()
 
@@ -178,6 +178,8 @@ def register_metric(name: str, *, outputs: Sequence[str], needs_features: bool =
 @register_metric("fid", outputs=("fid",), needs_features=False, label="FID")
 def _fid(generated: Features, reference, **_: Any) -> dict[str, float]:
     """Fréchet distance between the feature Gaussians (torch-fidelity's fid_statistics_to_metric)."""
+    from torch_fidelity.metric_fid import fid_statistics_to_metric
+
     stats, ref = generated.statistics(), reference.statistics()
     if stats["mu"].shape != ref["mu"].shape:
         raise MetricError(f"generated features have {stats['mu'].shape[0]} dimensions but the reference "
@@ -188,6 +190,8 @@ def _fid(generated: Features, reference, **_: Any) -> dict[str, float]:
 @register_metric("kid", outputs=("kid_mean", "kid_std"), label="KID")
 def _kid(generated: Features, reference, kid_subset_size: int = 1000, **_: Any) -> dict[str, float]:
     """Kernel inception distance over random subsets (torch-fidelity's kid_features_to_metric)."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
     gen = generated.matrix
     n = min(len(gen), len(reference.features))
     if n < kid_subset_size:
@@ -202,6 +206,8 @@ def _kid(generated: Features, reference, kid_subset_size: int = 1000, **_: Any) 
 @register_metric("prc", outputs=("precision", "recall"), label="precision/recall")
 def _prc(generated: Features, reference, **_: Any) -> dict[str, float]:
     """Improved precision and recall, k-NN manifolds (torch-fidelity's prc_features_to_metric)."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
     # torch-fidelity's chunked k-NN, in row chunks of PRC_CHUNK: its default (10,000) builds 10k × 10k
     # float64 distance blocks and their temporaries (14 GB, 140 s for a 10k reference on 2 cores)
     raw = prc_features_to_metric(generated.matrix, reference.features, save_cpu_ram=True, prc_batch_size=PRC_CHUNK,
