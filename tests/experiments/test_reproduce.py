@@ -34,9 +34,15 @@ checkpoint_every = 30
 ABLATION = f"""name = "tiny-ablation"
 {BASE}
 [grid]
-path = ["noise_fm", "hdfm"]
-target = ["x", "eps"]
+path = ["hdfm"]
+target = ["x", "v", "eps"]
 loss = ["v"]
+seed = [0, 1]
+
+[[include]]
+path = "noise_fm"
+target = "x"
+loss = "v"
 seed = [0, 1]
 
 [[include]]

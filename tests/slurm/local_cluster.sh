@@ -15,7 +15,7 @@ STATE=${SLURM_CI_STATE:-$PWD/.slurm-ci}
 PIDS=$STATE/pids
 CPUS=${SLURM_CI_CPUS:-8}
 PACKAGES=(munge slurm-client slurmctld slurmd slurmdbd mariadb-server)
-DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order; stop is the reverse
+DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order (down stops the Slurm daemons, then these two)
 
 log() { echo "[slurm-ci] $*" >&2; }
 die() { echo "[slurm-ci] error: $*" >&2; exit 1; }
@@ -221,22 +221,37 @@ down() {
     local deadline=$((SECONDS + 30))
     while [ -n "$(squeue -h -o %i 2>/dev/null)" ] && ((SECONDS < deadline)); do sleep 0.5; done
   fi
-  local i name pid
-  for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-    name=${DAEMONS[i]}
+  # Each daemon takes ~2 s to exit: the Slurm daemons are stopped together, then the database and
+  # munge (which they use while they shut down) together — 4 s, not 10 s one by one.
+  stop_daemons slurmd slurmctld slurmdbd
+  stop_daemons mariadbd munged
+}
+
+# stop_daemons NAME...: SIGTERM to each running daemon we started, then wait for all of them (SIGKILL
+# after 30 s), and forget their PIDs.
+stop_daemons() {
+  local name pid pids=() names=()
+  for name in "$@"; do
     if alive "$name"; then
       pid=$(cat "$PIDS/$name.pid")
       kill -TERM "$pid" 2>/dev/null || true
-      local deadline=$((SECONDS + 30))
-      while [ -d "/proc/$pid" ] && ((SECONDS < deadline)); do sleep 0.2; done
-      if [ -d "/proc/$pid" ]; then log "$name ($pid) ignored SIGTERM; sending SIGKILL"; kill -KILL "$pid" || true; fi
-      log "stopped $name ($pid)"
+      pids+=("$pid"); names+=("$name")
+    else
+      rm -f "$PIDS/$name.pid"
     fi
-    rm -f "$PIDS/$name.pid"
+  done
+  local i deadline=$((SECONDS + 30))
+  for i in "${!pids[@]}"; do
+    pid=${pids[i]}
+    while [ -d "/proc/$pid" ] && ((SECONDS < deadline)); do sleep 0.2; done
+    if [ -d "/proc/$pid" ]; then log "${names[i]} ($pid) ignored SIGTERM; sending SIGKILL"; kill -KILL "$pid" || true; fi
+    log "stopped ${names[i]} ($pid)"
+    rm -f "$PIDS/${names[i]}.pid"
   done
 }
 
-check() { command -v srun >/dev/null && timeout 20 srun -N1 -n1 true >/dev/null 2>&1; }
+# scontrol ping answers at once when no controller runs (srun alone retries for ~9 s first)
+check() { command -v srun >/dev/null && scontrol ping >/dev/null 2>&1 && timeout 20 srun -N1 -n1 true >/dev/null 2>&1; }
 
 case "${1:-}" in
   up) up ;;
