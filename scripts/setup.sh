@@ -9,6 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 UV_VERSION=0.13.9  # the installer (PyPI), pinned like everything else
+# pip_install ARGS...: quiet pip in the venv, without the warnings about absent local index folders
+pip_install() {
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
+}
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv" >&2
   "$PY" -m venv .venv
@@ -24,17 +29,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # PYTHONDONTWRITEBYTECODE set (as on these machines) every process would otherwise compile torch
   # from source on import (the test suite took 20 min 48 s instead of 11). pip stays the fallback.
   if [ ! -x .venv/bin/uv ]; then
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" 2>&1 \
-      | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
+    pip_install "uv==$UV_VERSION"
   fi
   if [ -x .venv/bin/uv ]; then
     .venv/bin/uv pip install --quiet --python .venv/bin/python --compile-bytecode -e '.[dev]' \
         --config-settings editable_mode=strict
   else
     echo "[setup] uv could not be installed; installing with pip (~2 min)" >&2
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' \
-        --config-settings editable_mode=strict 2>&1 \
-      | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
+    pip_install -e '.[dev]' --config-settings editable_mode=strict
   fi
   .venv/bin/python -c "import hdfm_bench, hdfm_bench.methods, hdfm_bench.tasks, torch, torchvision, torch_fidelity, jax" \
     || { echo "[setup] install failed" >&2; exit 1; }

@@ -15,7 +15,7 @@ STATE=${SLURM_CI_STATE:-$PWD/.slurm-ci}
 PIDS=$STATE/pids
 CPUS=${SLURM_CI_CPUS:-8}
 PACKAGES=(munge slurm-client slurmctld slurmd slurmdbd mariadb-server)
-DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order (down stops the Slurm daemons, then these two)
+DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order (down: the last three together, then the first two)
 
 log() { echo "[slurm-ci] $*" >&2; }
 die() { echo "[slurm-ci] error: $*" >&2; exit 1; }
