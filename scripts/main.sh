@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+unset PYTHONDONTWRITEBYTECODE  # Python keeps the bytecode of what the job imports (see scripts/test.sh)
 exec .venv/bin/hdfm-bench run --check "$@"

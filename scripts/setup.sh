@@ -22,23 +22,25 @@ stamp=.venv/.hdfm-bench-installed
 want=$( { sha256sum pyproject.toml; find bench methods tasks -type f ! -path '*/__pycache__/*' | LC_ALL=C sort; } \
        | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[setup] installing hdfm-bench and its pinned dependencies (first time on a machine: ~1 min and ~6 GB of downloads; then ~30 s)" >&2
+  echo "[setup] installing hdfm-bench and its pinned dependencies (first time on a machine: ~1 min and ~6 GB of downloads; then ~20 s)" >&2
   rm -rf build/__editable__.*  # links of files that no longer exist would linger
-  # uv installs from its cache by hard links: ~30 s on 2 cores where pip took ~2 min (it unpacks ~6 GB of
-  # wheels every time); the same pinned versions. --compile-bytecode as pip does: with
-  # PYTHONDONTWRITEBYTECODE set (as on these machines) every process would otherwise compile torch
-  # from source on import (the test suite took 20 min 48 s instead of 11). pip stays the fallback.
+  # uv installs from its cache by hard links: ~7 s on 2 cores where pip took ~2 min (it unpacks ~6 GB of
+  # wheels every time); the same pinned versions. No --compile-bytecode (26 s for all of site-packages):
+  # the import check below writes the bytecode of what the package imports (torch, jax, ...), and the
+  # test and main scripts let Python write the rest as it is imported. pip stays the fallback.
   if [ ! -x .venv/bin/uv ]; then
     pip_install "uv==$UV_VERSION"
   fi
   if [ -x .venv/bin/uv ]; then
-    .venv/bin/uv pip install --quiet --python .venv/bin/python --compile-bytecode -e '.[dev]' \
-        --config-settings editable_mode=strict
+    .venv/bin/uv pip install --quiet --python .venv/bin/python -e '.[dev]' --config-settings editable_mode=strict
   else
     echo "[setup] uv could not be installed; installing with pip (~2 min)" >&2
     pip_install -e '.[dev]' --config-settings editable_mode=strict
   fi
-  .venv/bin/python -c "import hdfm_bench, hdfm_bench.methods, hdfm_bench.tasks, torch, torchvision, torch_fidelity, jax" \
+  # with PYTHONDONTWRITEBYTECODE set (as on these machines) every process would otherwise compile torch
+  # from source on import (the test suite took 20 min 48 s instead of 11)
+  env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -c \
+      "import hdfm_bench.cli, hdfm_bench.methods, hdfm_bench.tasks, torch, torchvision, torch_fidelity, jax" \
     || { echo "[setup] install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

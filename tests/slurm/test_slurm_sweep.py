@@ -2,7 +2,8 @@
 
 One job is preempted (USR2 → checkpoint → submitit requeue) and one is cancelled while training;
 re-running the sweep resubmits only the cancelled run; every run ends done with exactly one set of
-rows, both interrupted runs resumed from a checkpoint, and the table equals the local executor's.
+rows, both interrupted runs resumed from a checkpoint, and their numbers equal those of uninterrupted
+runs through the local executor.
 Skips (with the reason) where no cluster answers; fails instead under HDFM_BENCH_REQUIRE_SLURM=1.
 """
 import json
@@ -110,26 +111,24 @@ def test_sweep_array_survives_preemption_and_cancel_and_matches_local(tmp_path, 
     assert sorted(keys) == sorted(k for r in sweep.runs for k in r.eval_keys(False)) and set(keys.values()) == {1}
     slurm_total = time.monotonic() - t0
 
-    # the same spec through the local executor (fresh runs, own store): the same table
+    # the two interrupted runs again through the local executor, uninterrupted (fresh runs, own store): the
+    # same numbers, so preemption and cancellation changed nothing (the other two ran plainly; not repeated)
     local = tmp_path / "local"
     local.mkdir()
-    local_spec = write_spec(local, grid=grid, steps=400, checkpoint_every=25, evals="steps = [6]",
-                            slurm='mem = "1500MB"')
+    local_spec = write_spec(local, grid='path = ["noise_fm"]\ntarget = ["x", "v"]', steps=400, checkpoint_every=25,
+                            evals="steps = [6]", slurm='mem = "1500MB"')
+    assert [r.run_id for r in Sweep.load(local_spec).runs] == [preempted.run_id, cancelled.run_id]
     t1 = time.monotonic()
     assert main(["sweep", str(local_spec), "--executor", "local", "--timeout", "400"]) == 0
     local_total = time.monotonic() - t1
-    key = ["method", "metric", "protocol_json"]  # protocol: e.g. the t of each trajectory point
+    key = ["run_id", "metric", "protocol_json"]  # protocol: e.g. the t of each trajectory point (method labels
+    # name only the axes a sweep varies, so they differ between the two sweeps)
     a = sweep_frame(sweep).set_index(key)["value"]
     b = sweep_frame(Sweep.load(local_spec)).set_index(key)["value"]
     assert a.index.is_unique and b.index.is_unique
-    assert sorted(a.index) == sorted(b.index) and len(a) > 40
-    rel = ((a - b.loc[a.index]).abs() / b.loc[a.index].abs().clip(lower=1e-6)).max()
+    assert set(b.index) <= set(a.index) and len(b) > 20 and len(a) > len(b)
+    rel = ((a.loc[b.index] - b).abs() / b.abs().clip(lower=1e-6)).max()
     assert rel < 1e-4, f"slurm and local tables differ (max relative difference {rel:.2e})"
-    capsys.readouterr()
-    assert main(["table", str(spec)]) == 0
-    slurm_table = capsys.readouterr().out
-    assert main(["table", str(local_spec)]) == 0
-    assert capsys.readouterr().out == slurm_table
     print(f"\n[slurm timings] first pass (preempt + cancel) {first_pass:.0f} s, until all done "
           f"{slurm_total:.0f} s; local executor {local_total:.0f} s; max rel. table difference {rel:.1e}")
 

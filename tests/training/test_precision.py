@@ -1,10 +1,12 @@
 """bf16 autocast on a CPU and torch.compile of the backbone: the losses stay those of the eager fp32 run."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -34,28 +36,28 @@ def _compiler() -> str | None:
 
 
 @pytest.mark.skipif(_compiler() is None, reason="torch.compile's inductor backend needs a C compiler; none on PATH")
-def test_compiled_backbone_trains_like_the_eager_one(tmp_path):
+def test_compiled_backbone_trains_like_the_eager_one_and_prints_no_cuda_warning(tmp_path):
+    """The compiled run trains in a fresh process with a cold inductor cache and a CUDA toolkit on the
+    machine (CUDA_HOME set) but no GPU: inductor's import of torch.utils.cpp_extension logged 'No CUDA
+    runtime is found' into every CPU run's progress bar. One cold compile serves both checks."""
     # one block: what is compiled is the same kind of graph, and tracing it costs what its size costs
-    small = {"backbone_params": {**TINY_VIT, "depth": 1}}
-    eager_cfg = cfg_for(tmp_path / "eager", steps=3, log_every=1, checkpoint_every=3, **small)
-    compiled_cfg = cfg_for(tmp_path / "compiled", steps=3, log_every=1, checkpoint_every=3, compile=True, **small)
-    assert compiled_cfg.run_id() == eager_cfg.run_id()  # how the numbers are computed, not which numbers
-    eager, compiled = train(eager_cfg, progress=False), train(compiled_cfg, progress=False)
-    assert _losses(compiled) == pytest.approx(_losses(eager), rel=1e-4)
+    kw = {"steps": 3, "log_every": 1, "checkpoint_every": 3, "backbone_params": {**TINY_VIT, "depth": 1}}
+    eager_cfg = cfg_for(tmp_path / "eager", **kw)
+    assert cfg_for(tmp_path / "compiled", compile=True, **kw).run_id() == eager_cfg.run_id()  # how, not which
+    code = ("import json, sys; from pathlib import Path; from hdfm_bench.training import train; "
+            "from tests.training.helpers import cfg_for; "
+            f"res = train(cfg_for(Path(sys.argv[1]), compile=True, **{kw!r}), progress=False); "
+            "print(json.dumps([[float(l) for _, l in res.record['history']], str(res.run_dir)]))")
+    env = {**os.environ, "CUDA_HOME": str(tmp_path), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "compiled")], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "No CUDA runtime" not in proc.stderr, proc.stderr[-2000:]
+    compiled_losses, compiled_dir = json.loads(proc.stdout.strip().splitlines()[-1])
+    eager = train(eager_cfg, progress=False)
+    assert compiled_losses == pytest.approx(_losses(eager), rel=1e-4)
     a = checkpoint.load(eager.run_dir / "checkpoint.pt")["model"]
-    b = checkpoint.load(compiled.run_dir / "checkpoint.pt")["model"]
+    b = checkpoint.load(Path(compiled_dir) / "checkpoint.pt")["model"]
     assert a.keys() == b.keys()  # the checkpoint holds the plain module's names, not the compiled wrapper's
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-3)
-
-
-@pytest.mark.skipif(_compiler() is None, reason="torch.compile's inductor backend needs a C compiler; none on PATH")
-def test_a_compiled_cpu_run_prints_no_cuda_warning(tmp_path):
-    """With a CUDA toolkit on the machine (CUDA_HOME set, or nvcc on PATH) but no GPU, inductor's import of
-    torch.utils.cpp_extension logged 'No CUDA runtime is found' into every CPU run's progress bar."""
-    code = ("import torch; from hdfm_bench.training.build import compile_module; "
-            "m = compile_module(torch.nn.Linear(4, 4), torch.device('cpu')); print(float(m(torch.ones(1, 4)).sum()))")
-    env = {**os.environ, "CUDA_HOME": str(tmp_path), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "No CUDA runtime" not in res.stderr, res.stderr[-2000:]
