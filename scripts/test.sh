@@ -37,5 +37,5 @@ if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
   export HDFM_BENCH_REQUIRE_BROWSER=1
 fi
 rc=0
-.venv/bin/python -m pytest -n 2 --dist worksteal -q --durations=15 "$@" || rc=$?
+.venv/bin/python -m pytest -n 2 --dist worksteal -q --durations=25 "$@" || rc=$?
 exit $rc

@@ -58,11 +58,16 @@ def _import(spec: str) -> ModuleType:
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
         sys.modules[name] = module
+        # the file lives in the user's folder: leave no __pycache__ beside it (a refused plugin changes
+        # nothing on disk)
+        writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True
         try:
             module_spec.loader.exec_module(module)  # type: ignore[union-attr]
         except BaseException:
             del sys.modules[name]
             raise
+        finally:
+            sys.dont_write_bytecode = writes
         return module
     return importlib.import_module(spec)
 
