@@ -20,9 +20,10 @@ MUST_MATCH = ("task", "extractor", "extractor_hash", "n_gen", "n_ref", "referenc
 #: image-seed range) may be averaged; a cell never mixes samplers, budgets, guidance, EMA or checkpoints
 SAME_SETTING = ("sampler", "sampler_params", "steps", "nfe", "cfg_scale", "cfg_interval", "ema", "checkpoint_step",
                 "n_gen", "kid_subset_size", "metrics")
-#: higher is better for these metrics; everything else lower is better (r_hf: closest to 1)
+#: higher is better for these metrics; everything else lower is better, but for the spectral ratios
+#: (generated / reference power), where 1 is ideal: the best is the closest to 1 on a log scale
 HIGHER_IS_BETTER = {"precision", "recall", "accuracy", "class_accuracy"}
-CLOSEST_TO_ONE = {"r_hf"}
+CLOSEST_TO_ONE = {"r_hf", "band_ratio"}
 
 
 #: output formats of :func:`make_table`

@@ -26,6 +26,18 @@ def test_mean_std_best_and_bold():
     assert csv.splitlines()[0] == "method,metric,mean,std,best,n_seeds"
 
 
+def test_spectral_ratios_are_best_closest_to_one():
+    """R_hf and the band ratios are generated / reference power: 1 is ideal, 0.5 and 2 are equally far."""
+    band = "band_ratio@0.25-0.5"
+    df = frame(rows("a", "r_hf", [0.45]), rows("b", "r_hf", [1.8]), rows("c", "r_hf", [0.6]),
+               rows("a", band, [0.2]), rows("b", band, [1.6]), rows("c", band, [0.55]))
+    text, _ = tables.make_table(df, columns=["r_hf", band])
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines()[2:] if line.startswith("|")}
+    assert "**0.6**" in lines["c"] and "**1.8**" not in lines["b"]  # r_hf: |log 0.6| < |log 1.8|
+    assert "**1.6**" in lines["b"] and "**0.55**" not in lines["c"]  # band: |log 1.6| < |log 0.55|
+    assert "**" not in lines["a"]  # the lowest is not the best
+
+
 def test_mixed_protocols_are_refused_naming_the_field():
     df = frame(rows("noise_fm", "fid", [10.0]), rows("hdfm", "fid", [8.0], n_gen=1000))
     with pytest.raises(tables.TableError, match="column 'fid' mixes protocols: field 'n_gen' differs"):
