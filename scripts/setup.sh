@@ -5,6 +5,8 @@
 # every hdfm_bench.* import (a plain editable install maps the folders with an import hook they cannot
 # see). Edits to existing files show at once; a file added or removed needs a re-install, so this
 # re-installs when pyproject.toml or the list of package files changed since the last install.
+# Usage: setup.sh [EXTRA_PACKAGE_DIR...] — also installs each extra folder, editable, without its
+# dependencies (the test command's example plugin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -13,6 +15,14 @@ UV_VERSION=0.13.9  # the installer (PyPI), pinned like everything else
 pip_install() {
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
+}
+# venv_install ARGS...: install into the venv with uv, or with pip where uv could not be installed
+venv_install() {
+  if [ -x .venv/bin/uv ]; then
+    .venv/bin/uv pip install --quiet --python .venv/bin/python "$@"
+  else
+    pip_install "$@"
+  fi
 }
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv" >&2
@@ -31,12 +41,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   if [ ! -x .venv/bin/uv ]; then
     pip_install "uv==$UV_VERSION"
   fi
-  if [ -x .venv/bin/uv ]; then
-    .venv/bin/uv pip install --quiet --python .venv/bin/python -e '.[dev]' --config-settings editable_mode=strict
-  else
-    echo "[setup] uv could not be installed; installing with pip (~2 min)" >&2
-    pip_install -e '.[dev]' --config-settings editable_mode=strict
-  fi
+  [ -x .venv/bin/uv ] || echo "[setup] uv could not be installed; installing with pip (~2 min)" >&2
+  venv_install -e '.[dev]' --config-settings editable_mode=strict
   # with PYTHONDONTWRITEBYTECODE set (as on these machines) every process would otherwise compile torch
   # from source on import (the test suite took 20 min 48 s instead of 11)
   env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -c \
@@ -44,3 +50,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     || { echo "[setup] install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
+for extra in "$@"; do
+  venv_install --no-deps --no-build-isolation -e "$extra"
+done

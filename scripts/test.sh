@@ -4,17 +4,12 @@
 # stops the daemons it started, also when tests fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# set-up, with the example plugin package (examples/hdfm-bench-ve) installed as a user would, found through
+# its entry point
+bash scripts/setup.sh examples/hdfm-bench-ve
 # Python writes the bytecode of what the tests import once (set-up compiles only the package's own
 # imports); with PYTHONDONTWRITEBYTECODE each of the tests' ~200 processes would compile it again.
 unset PYTHONDONTWRITEBYTECODE
-# the example plugin package (examples/hdfm-bench-ve): installed as a user would, found through its entry point
-if [ -x .venv/bin/uv ]; then
-  .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e examples/hdfm-bench-ve
-else
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
-    -e examples/hdfm-bench-ve
-fi
 if [ "$(id -u)" = 0 ] && [ -z "${HDFM_BENCH_NO_SLURM:-}" ]; then
   if bash tests/slurm/local_cluster.sh check; then
     echo "[test] using the Slurm cluster already running (left running afterwards)" >&2
